@@ -1,0 +1,49 @@
+/* backends/cpu/cpu.h - internals of the cpu backend plugin. */
+#ifndef TESSERA_CPU_H
+#define TESSERA_CPU_H
+#include <tessera/plugin/plugin.h>
+
+/* A fixed pool of worker threads; the calling thread works too. */
+typedef struct cpu_pool cpu_pool;
+/* fn(ctx, ith, nth) is called once per thread index ith in [0, nth). */
+typedef void (*cpu_task_fn)(void *ctx, int ith, int nth);
+cpu_pool *cpu_pool_create(int n_threads);
+void cpu_pool_destroy(cpu_pool *p);
+int cpu_pool_size(const cpu_pool *p);
+void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx);
+
+/* Split [0, n) into nth near-equal ranges; range ith is [*b, *e). */
+static inline void cpu_split(int64_t n, int ith, int nth, int64_t *b, int64_t *e)
+{
+    int64_t per = (n + nth - 1) / nth;
+    *b = per * ith < n ? per * ith : n;
+    *e = *b + per < n ? *b + per : n;
+}
+
+typedef struct cpu_ctx {
+    const tsr_host *host;
+    cpu_pool *pool;
+    float *scratch;           /* per-thread scratch rows */
+    size_t scratch_per_thread;
+} cpu_ctx;
+
+/* Row access: element (i1, i2, i3) row start. */
+static inline void *cpu_row(const tsr_tensor *t, int64_t i1, int64_t i2, int64_t i3)
+{
+    return (char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
+}
+
+/* Kernels (reference C). Each returns 0 on success. */
+int cpu_op_get_rows(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_norm(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_rope(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_kv_store(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_softmax(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_cpy(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_attention(cpu_ctx *c, tsr_tensor *node);
+
+/* Convert a row of a plain float dtype to f32. */
+void cpu_row_to_f32(const tsr_host *h, uint32_t dtype, const void *src, float *dst, int64_t n);
+#endif

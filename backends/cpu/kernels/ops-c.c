@@ -1,0 +1,235 @@
+/* backends/cpu/kernels/ops-c.c - reference C kernels for the small ops.
+ * Shapes follow tessera/plugin/tensor.h (ne[0] innermost). */
+#include <math.h>
+#include <string.h>
+#include "../cpu.h"
+
+void cpu_row_to_f32(const tsr_host *h, uint32_t dtype, const void *src, float *dst, int64_t n)
+{
+    if (dtype == TSR_DTYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    const uint16_t *s = src;
+    if (dtype == TSR_DTYPE_BF16) {
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)s[i] << 16;
+            memcpy(&dst[i], &bits, 4);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = h->f16_to_f32(s[i]);
+}
+
+/* embedding lookup: out[:, i] = table[:, ids[i]] */
+int cpu_op_get_rows(cpu_ctx *c, tsr_tensor *t)
+{
+    const tsr_tensor *tab = t->src[0], *ids = t->src[1];
+    for (int64_t i = 0; i < ids->ne[0]; i++) {
+        int32_t id = ((const int32_t *)ids->data)[i];
+        if (id < 0 || id >= tab->ne[1])
+            return 1;
+        cpu_row_to_f32(c->host, tab->dtype, cpu_row(tab, id, 0, 0), cpu_row(t, i, 0, 0), tab->ne[0]);
+    }
+    return 0;
+}
+
+static float weight_at(const cpu_ctx *c, const tsr_tensor *w, int64_t i)
+{
+    if (w->dtype == TSR_DTYPE_F32)
+        return ((const float *)w->data)[i];
+    uint16_t v = ((const uint16_t *)w->data)[i];
+    return w->dtype == TSR_DTYPE_BF16 ? c->host->bf16_to_f32(v) : c->host->f16_to_f32(v);
+}
+
+/* RMSNorm (LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * (offset + w)) and
+ * LayerNorm ((x - mean) / sqrt(var + eps) * w + b), in float32. */
+int cpu_op_norm(cpu_ctx *c, tsr_tensor *t)
+{
+    const tsr_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    float eps = tsr_param_f(t, 0);
+    float off = t->op == TSR_OP_RMS_NORM ? tsr_param_f(t, 1) : 0.0f;
+    int64_t d = x->ne[0];
+    for (int64_t i3 = 0; i3 < x->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < x->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < x->ne[1]; i1++) {
+                const float *xr = cpu_row(x, i1, i2, i3);
+                float *yr = cpu_row(t, i1, i2, i3);
+                float mean = 0.0f, scale;
+                if (t->op == TSR_OP_RMS_NORM) {
+                    float ss = 0.0f;
+                    for (int64_t k = 0; k < d; k++)
+                        ss += xr[k] * xr[k];
+                    scale = 1.0f / sqrtf(ss / (float)d + eps);
+                } else {
+                    for (int64_t k = 0; k < d; k++)
+                        mean += xr[k];
+                    mean /= (float)d;
+                    float var = 0.0f;
+                    for (int64_t k = 0; k < d; k++)
+                        var += (xr[k] - mean) * (xr[k] - mean);
+                    scale = 1.0f / sqrtf(var / (float)d + eps);
+                }
+                for (int64_t k = 0; k < d; k++) {
+                    float v = (xr[k] - mean) * scale;
+                    if (w)
+                        v *= off + weight_at(c, w, k);
+                    if (b)
+                        v += weight_at(c, b, k);
+                    yr[k] = v;
+                }
+            }
+    return 0;
+}
+
+static float gelu(float x, int tanh_approx)
+{
+    if (tanh_approx)
+        return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+/* unary, binary (with row broadcast) and gated activations */
+int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
+{
+    const tsr_tensor *a = t->src[0], *b = t->src[1];
+    int64_t d = t->ne[0];
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++) {
+                const float *x = cpu_row(a, i1, i2, i3);
+                float *y = cpu_row(t, i1, i2, i3);
+                const void *brow = NULL;
+                if (b)
+                    brow = cpu_row(b, b->ne[1] == 1 ? 0 : i1, b->ne[2] == 1 ? 0 : i2,
+                                   b->ne[3] == 1 ? 0 : i3);
+                switch (t->op) {
+                case TSR_OP_ADD: case TSR_OP_MUL:
+                    for (int64_t k = 0; k < d; k++) {
+                        float bv = b->dtype == TSR_DTYPE_F32 ? ((const float *)brow)[k]
+                                 : weight_at(c, &(tsr_tensor){.dtype = b->dtype,
+                                                              .data = (void *)brow}, k);
+                        y[k] = t->op == TSR_OP_ADD ? x[k] + bv : x[k] * bv;
+                    }
+                    break;
+                case TSR_OP_SCALE: {
+                    float s = tsr_param_f(t, 0);
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] * s;
+                    break;
+                }
+                case TSR_OP_SILU:
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k]));
+                    break;
+                case TSR_OP_GELU:
+                    for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0));
+                    break;
+                case TSR_OP_TANH:
+                    for (int64_t k = 0; k < d; k++) y[k] = tanhf(x[k]);
+                    break;
+                case TSR_OP_RELU:
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] > 0 ? x[k] : 0.0f;
+                    break;
+                case TSR_OP_SWIGLU: {
+                    const float *u = brow;
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k])) * u[k];
+                    break;
+                }
+                case TSR_OP_GEGLU: {
+                    const float *u = brow;
+                    for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0)) * u[k];
+                    break;
+                }
+                default:
+                    return 1;
+                }
+            }
+    return 0;
+}
+
+/* Rotary embeddings.  angle = pos * inv_freq[i] (float32, as transformers);
+ * mode 0 (rotate_half): pairs (i, i + rot/2); mode 1 (interleaved): (2i, 2i+1). */
+int cpu_op_rope(cpu_ctx *c, tsr_tensor *t)
+{
+    (void)c;
+    const tsr_tensor *x = t->src[0], *pos = t->src[1], *inv = t->src[2];
+    int mode = tsr_param_i(t, 0), rot = tsr_param_i(t, 1);
+    float mscale = tsr_param_f(t, 2);
+    if (mscale == 0.0f)
+        mscale = 1.0f;
+    int64_t hd = x->ne[0], half = rot / 2;
+    const float *freq = inv->data;
+    for (int64_t n = 0; n < x->ne[2]; n++) {
+        float p = (float)((const int32_t *)pos->data)[n];
+        for (int64_t h = 0; h < x->ne[1]; h++) {
+            const float *xr = cpu_row(x, h, n, 0);
+            float *yr = cpu_row(t, h, n, 0);
+            for (int64_t i = 0; i < half; i++) {
+                float ang = p * freq[i];
+                float cs = cosf(ang) * mscale, sn = sinf(ang) * mscale;
+                int64_t i0 = mode ? 2 * i : i, i1 = mode ? 2 * i + 1 : i + half;
+                float a = xr[i0], b = xr[i1];
+                yr[i0] = a * cs - b * sn;
+                yr[i1] = b * cs + a * sn;
+            }
+            for (int64_t i = rot; i < hd; i++)
+                yr[i] = xr[i];
+        }
+    }
+    return 0;
+}
+
+int cpu_op_kv_store(cpu_ctx *c, tsr_tensor *t)
+{
+    (void)c;
+    const tsr_tensor *x = t->src[0], *cache = t->src[1];
+    int64_t p0 = tsr_param_i(t, 0);
+    if (p0 < 0 || p0 + x->ne[2] > cache->ne[2] || x->ne[0] != cache->ne[0] || x->ne[1] != cache->ne[1])
+        return 1;
+    for (int64_t n = 0; n < x->ne[2]; n++)
+        for (int64_t h = 0; h < x->ne[1]; h++)
+            memcpy(cpu_row(cache, h, p0 + n, 0), cpu_row(x, h, n, 0), (size_t)x->ne[0] * sizeof(float));
+    return 0;
+}
+
+int cpu_op_softmax(cpu_ctx *c, tsr_tensor *t)
+{
+    (void)c;
+    const tsr_tensor *x = t->src[0];
+    for (int64_t i3 = 0; i3 < x->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < x->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < x->ne[1]; i1++) {
+                const float *xr = cpu_row(x, i1, i2, i3);
+                float *yr = cpu_row(t, i1, i2, i3);
+                float mx = -INFINITY, sum = 0.0f;
+                for (int64_t k = 0; k < x->ne[0]; k++)
+                    mx = xr[k] > mx ? xr[k] : mx;
+                for (int64_t k = 0; k < x->ne[0]; k++)
+                    sum += yr[k] = expf(xr[k] - mx);
+                for (int64_t k = 0; k < x->ne[0]; k++)
+                    yr[k] /= sum;
+            }
+    return 0;
+}
+
+int cpu_op_cpy(cpu_ctx *c, tsr_tensor *t)
+{
+    const tsr_tensor *x = t->src[0];
+    for (int64_t i3 = 0; i3 < x->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < x->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < x->ne[1]; i1++) {
+                const void *xr = cpu_row(x, i1, i2, i3);
+                void *yr = cpu_row(t, i1, i2, i3);
+                if (t->dtype == TSR_DTYPE_F32) {
+                    cpu_row_to_f32(c->host, x->dtype, xr, yr, x->ne[0]);
+                } else if (x->dtype == TSR_DTYPE_F32) {
+                    uint16_t *o = yr;
+                    for (int64_t k = 0; k < x->ne[0]; k++)
+                        o[k] = t->dtype == TSR_DTYPE_F16 ? c->host->f32_to_f16(((const float *)xr)[k])
+                                                         : c->host->f32_to_bf16(((const float *)xr)[k]);
+                } else {
+                    return 1;
+                }
+            }
+    return 0;
+}

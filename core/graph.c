@@ -1,0 +1,554 @@
+/* core/graph.c - graph building, memory planning, scheduling, execution,
+ * tensor dumps, and the KV cache.  See graph.h for the model of operation. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "graph.h"
+
+/* A node as the core keeps it: the public tensor first, then planning state. */
+typedef struct gnode {
+    tsr_tensor t;
+    size_t view_offset;     /* views: byte offset into the base's data      */
+    struct gnode *owner;    /* whose storage this aliases (self if own)      */
+    size_t arena_offset;    /* planned offset of own storage                 */
+    size_t nbytes;          /* own storage size                              */
+    int index;              /* position in g->nodes, -1 for leaves           */
+    int last_use;           /* index of the last node reading this storage   */
+    int is_compute;         /* needs a backend                               */
+} gnode;
+
+/* Private flag on tensors created by a graph (as opposed to weights and
+ * KV-cache leaves owned by the model). */
+#define GRAPH_OWNED 0x80000000u
+static gnode *as_node(tsr_tensor *t)
+{
+    return t && (t->flags & GRAPH_OWNED) ? (gnode *)t : NULL;
+}
+
+struct tsr_graph {
+    tsr__graph_env *env;
+    int n_tokens, n_past;
+    gnode **all;            /* every tensor created (for freeing)           */
+    size_t n_all, cap_all;
+    gnode **nodes;          /* compute nodes and views in creation order    */
+    size_t n_nodes, cap_nodes;
+    void **blobs;           /* constant data and names                      */
+    size_t n_blobs, cap_blobs;
+    gnode *ids, *pos, *output;
+    int32_t *ids_data, *pos_data;
+};
+
+static bool push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        void **na = realloc(*arr, nc * sizeof *na);
+        if (!na)
+            return false;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
+
+static const char *keep_name(tsr_graph *g, const char *name)
+{
+    char *s = tsr__strdup(name ? name : "");
+    if (s && !push(&g->blobs, &g->n_blobs, &g->cap_blobs, s)) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void set_contiguous(tsr_tensor *t)
+{
+    size_t es = tsr__dtype_size(t->dtype);
+    t->nb[0] = es;
+    for (int d = 1; d < TSR_MAX_DIMS; d++)
+        t->nb[d] = t->nb[d - 1] * (size_t)t->ne[d - 1];
+}
+
+static gnode *new_tensor(tsr_graph *g, uint32_t dtype, int n_dims, const int64_t *ne,
+                         const char *name)
+{
+    if (n_dims < 1 || n_dims > TSR_MAX_DIMS) {
+        tsr__error(TSR_ERR_INTERNAL, "tensor '%s': %d dimensions (1..4 allowed)",
+                   name ? name : "?", n_dims);
+        return NULL;
+    }
+    gnode *n = calloc(1, sizeof *n);
+    if (!n || !push((void ***)&g->all, &g->n_all, &g->cap_all, n)) {
+        free(n);
+        tsr__error(TSR_ERR_NOMEM, "out of memory building the graph");
+        return NULL;
+    }
+    n->t.struct_size = sizeof(tsr_tensor);
+    n->t.dtype = dtype;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        n->t.ne[d] = d < n_dims ? ne[d] : 1;
+    set_contiguous(&n->t);
+    n->t.name = keep_name(g, name);
+    n->t.device = -1;
+    n->t.flags = GRAPH_OWNED;
+    n->owner = n;
+    n->index = -1;
+    n->last_use = -1;
+    return n;
+}
+
+tsr_tensor *tsr__g_node(tsr_graph *g, tsr_op op, uint32_t dtype, int n_dims,
+                        const int64_t *ne, tsr_tensor *const *src, int n_src,
+                        const int32_t *params, int n_params, const char *name)
+{
+    if (op <= TSR_OP_NONE || op >= TSR_OP_COUNT_ || n_src > TSR_MAX_SRC ||
+        n_params > TSR_MAX_OP_PARAMS || n_src < 0 || n_params < 0) {
+        tsr__error(TSR_ERR_INVALID_ARG, "node '%s': invalid op %d or argument counts",
+                   name ? name : "?", (int)op);
+        return NULL;
+    }
+    for (int i = 0; i < n_src; i++)
+        if (!src[i] && !(op == TSR_OP_RMS_NORM || op == TSR_OP_MUL_MAT || op == TSR_OP_LAYER_NORM)) {
+            tsr__error(TSR_ERR_INVALID_ARG, "node '%s': input %d is missing", name ? name : "?", i);
+            return NULL;
+        }
+    gnode *n = new_tensor(g, dtype, n_dims, ne, name);
+    if (!n)
+        return NULL;
+    n->t.op = op;
+    for (int i = 0; i < n_src; i++)
+        n->t.src[i] = src[i];
+    if (params)
+        memcpy(n->t.op_params, params, (size_t)n_params * sizeof *params);
+    n->is_compute = 1;
+    n->nbytes = (size_t)tsr_tensor_nelements(&n->t) * tsr__dtype_size(dtype);
+    if (op == TSR_OP_KV_STORE) { /* writes into the cache in place */
+        gnode *c = as_node(src[1]);
+        n->owner = c ? c->owner : NULL;
+    }
+    n->index = (int)g->n_nodes;
+    if (!push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, n)) {
+        tsr__error(TSR_ERR_NOMEM, "out of memory building the graph");
+        return NULL;
+    }
+    return &n->t;
+}
+
+tsr_tensor *tsr__g_view(tsr_graph *g, tsr_tensor *src, int n_dims, const int64_t *ne,
+                        const size_t *nb, size_t offset, const char *name)
+{
+    if (!src)
+        return NULL;
+    gnode *s = as_node(src);
+    gnode *n = new_tensor(g, src->dtype, n_dims, ne, name);
+    if (!n)
+        return NULL;
+    if (nb)
+        for (int d = 0; d < n_dims; d++)
+            n->t.nb[d] = nb[d];
+    /* unused outer strides stay consistent with a contiguous layout */
+    n->t.flags |= TSR_TENSOR_FLAG_VIEW;
+    n->t.src[0] = src;
+    n->view_offset = offset;
+    n->owner = s ? s->owner : NULL;
+    n->t.data = src->data ? (char *)src->data + offset : NULL;
+    n->index = (int)g->n_nodes;
+    if (!push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, n)) {
+        tsr__error(TSR_ERR_NOMEM, "out of memory building the graph");
+        return NULL;
+    }
+    return &n->t;
+}
+
+tsr_tensor *tsr__g_constant(tsr_graph *g, uint32_t dtype, int n_dims, const int64_t *ne,
+                            const void *data, const char *name)
+{
+    gnode *n = new_tensor(g, dtype, n_dims, ne, name);
+    if (!n)
+        return NULL;
+    size_t bytes = (size_t)tsr_tensor_nelements(&n->t) * tsr__dtype_size(dtype);
+    void *copy = tsr__alloc(bytes);
+    if (!copy || !push(&g->blobs, &g->n_blobs, &g->cap_blobs, copy)) {
+        free(copy);
+        tsr__error(TSR_ERR_NOMEM, "out of memory for constant '%s'", name ? name : "?");
+        return NULL;
+    }
+    memcpy(copy, data, bytes);
+    n->t.data = copy;
+    return &n->t;
+}
+
+tsr_tensor *tsr__g_param(tsr_graph *g, const char *name)
+{
+    tsr__param *p = tsr__param_find(g->env, name);
+    if (!p) {
+        tsr__error(TSR_ERR_NOT_FOUND, "the model asked for weight '%s', which it did not declare",
+                   name);
+        return NULL;
+    }
+    if (!p->t.data) {
+        tsr__error(TSR_ERR_NOT_FOUND, "weight '%s' is optional and absent from the checkpoint",
+                   name);
+        return NULL;
+    }
+    return &p->t;
+}
+
+tsr_tensor *tsr__g_input_ids(tsr_graph *g) { return g->ids ? &g->ids->t : NULL; }
+tsr_tensor *tsr__g_input_positions(tsr_graph *g) { return g->pos ? &g->pos->t : NULL; }
+
+tsr_tensor *tsr__g_kv_cache(tsr_graph *g, int layer, int which)
+{
+    tsr__kv_cache *kv = g->env->kv;
+    if (!kv || layer < 0 || layer >= kv->n_layer || which < 0 || which > 1) {
+        tsr__error(TSR_ERR_INVALID_ARG, "no KV cache for layer %d", layer);
+        return NULL;
+    }
+    return which ? &kv->vt[layer] : &kv->kt[layer];
+}
+
+void tsr__g_set_output(tsr_graph *g, tsr_tensor *t) { g->output = as_node(t); }
+tsr_tensor *tsr__graph_output(tsr_graph *g) { return g->output ? &g->output->t : NULL; }
+size_t tsr__graph_n_nodes(const tsr_graph *g) { return g->n_nodes; }
+
+tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
+                             const int32_t *ids, tsr_graph **out)
+{
+    tsr_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory creating a graph");
+    g->env = env;
+    g->n_tokens = n_tokens;
+    g->n_past = n_past;
+    int64_t ne[1] = {n_tokens};
+    g->ids_data = malloc((size_t)n_tokens * sizeof(int32_t));
+    g->pos_data = malloc((size_t)n_tokens * sizeof(int32_t));
+    g->ids = new_tensor(g, TSR_DTYPE_I32, 1, ne, "input_ids");
+    g->pos = new_tensor(g, TSR_DTYPE_I32, 1, ne, "position_ids");
+    if (!g->ids_data || !g->pos_data || !g->ids || !g->pos) {
+        tsr__graph_destroy(g);
+        return tsr__error(TSR_ERR_NOMEM, "out of memory creating a graph");
+    }
+    memcpy(g->ids_data, ids, (size_t)n_tokens * sizeof(int32_t));
+    for (int i = 0; i < n_tokens; i++)
+        g->pos_data[i] = n_past + i;
+    g->ids->t.data = g->ids_data;
+    g->pos->t.data = g->pos_data;
+    g->ids->t.flags |= TSR_TENSOR_FLAG_INPUT;
+    g->pos->t.flags |= TSR_TENSOR_FLAG_INPUT;
+    *out = g;
+    return TSR_OK;
+}
+
+void tsr__graph_destroy(tsr_graph *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_all; i++)
+        free(g->all[i]);
+    for (size_t i = 0; i < g->n_blobs; i++)
+        free(g->blobs[i]);
+    free(g->all);
+    free(g->nodes);
+    free(g->blobs);
+    free(g->ids_data);
+    free(g->pos_data);
+    free(g);
+}
+
+/* --- memory planning ---------------------------------------------------------- */
+
+typedef struct live { size_t off, size; gnode *n; } live;
+
+/* First-fit placement of `size` bytes among the live buffers (sorted by
+ * offset); returns the offset and inserts the buffer. */
+static bool place(live **lv, size_t *n_live, size_t *cap, gnode *n, size_t size, size_t *peak)
+{
+    size = (size + 63) & ~(size_t)63;
+    size_t off = 0, at = 0;
+    for (; at < *n_live; at++) {
+        if ((*lv)[at].off >= off + size)
+            break;
+        size_t end = (*lv)[at].off + (*lv)[at].size;
+        if (end > off)
+            off = end;
+    }
+    if (*n_live == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        live *nl = realloc(*lv, nc * sizeof *nl);
+        if (!nl)
+            return false;
+        *lv = nl;
+        *cap = nc;
+    }
+    memmove(*lv + at + 1, *lv + at, (*n_live - at) * sizeof **lv);
+    (*lv)[at] = (live){off, size, n};
+    (*n_live)++;
+    n->arena_offset = off;
+    if (off + size > *peak)
+        *peak = off + size;
+    return true;
+}
+
+static tsr_status plan(tsr_graph *g, size_t *peak_out)
+{
+    /* last reader of every storage owner */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gnode *n = g->nodes[i];
+        for (int s = 0; s < TSR_MAX_SRC; s++) {
+            gnode *src = as_node(n->t.src[s]);
+            if (src && src->owner)
+                src->owner->last_use = (int)i;
+        }
+        if (n->owner && n->owner != n && (int)i > n->owner->last_use)
+            n->owner->last_use = (int)i;
+    }
+    if (g->output && g->output->owner)
+        g->output->owner->last_use = (int)g->n_nodes; /* kept to the end */
+
+    live *lv = NULL;
+    size_t n_live = 0, cap = 0, peak = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gnode *n = g->nodes[i];
+        if (n->is_compute && n->owner == n &&
+            !place(&lv, &n_live, &cap, n, n->nbytes, &peak)) {
+            free(lv);
+            return tsr__error(TSR_ERR_NOMEM, "out of memory planning the graph");
+        }
+        /* release every buffer whose last reader is this node */
+        for (size_t k = 0; k < n_live;) {
+            if (lv[k].n->last_use <= (int)i && lv[k].n != n) {
+                memmove(lv + k, lv + k + 1, (n_live - k - 1) * sizeof *lv);
+                n_live--;
+            } else {
+                k++;
+            }
+        }
+    }
+    free(lv);
+    *peak_out = peak;
+    return TSR_OK;
+}
+
+/* --- dumps ------------------------------------------------------------------ */
+
+/* Write a tensor as a NumPy .npy file, shape in PyTorch order. */
+static void dump_npy(const char *dir, int step, const tsr_tensor *t)
+{
+    if (t->dtype != TSR_DTYPE_F32 && t->dtype != TSR_DTYPE_I32)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/step%03d.%s.npy", dir, step, t->name);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        tsr__log(TSR_LOG_WARN, "cannot write tensor dump %s: %s", path, strerror(errno));
+        return;
+    }
+    int nd = TSR_MAX_DIMS;
+    while (nd > 1 && t->ne[nd - 1] == 1)
+        nd--;
+    char hdr[256], shape[128] = "";
+    for (int d = nd - 1; d >= 0; d--) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld, ", (long long)t->ne[d]);
+        strcat(shape, b);
+    }
+    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<%s', 'fortran_order': False, 'shape': (%s), }",
+                      t->dtype == TSR_DTYPE_F32 ? "f4" : "i4", shape);
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    uint16_t hlen = (uint16_t)(hl + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fwrite(&hlen, 2, 1, f);
+    fwrite(hdr, 1, (size_t)hl, f);
+    for (int i = 0; i < pad; i++)
+        fputc(' ', f);
+    fputc('\n', f);
+    /* element by element through the strides (views may be strided) */
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++) {
+                const char *row = (const char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
+                for (int64_t i0 = 0; i0 < t->ne[0]; i0++)
+                    fwrite(row + i0 * t->nb[0], 4, 1, f);
+            }
+    fclose(f);
+}
+
+/* --- execution ------------------------------------------------------------------- */
+
+static tsr_status assign_backends(tsr_graph *g)
+{
+    tsr__graph_env *env = g->env;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gnode *n = g->nodes[i];
+        if (!n->is_compute)
+            continue;
+        int b = 0;
+        for (; b < env->n_backends; b++)
+            if (env->backends[b].vt->supports(env->backends[b].state, &n->t))
+                break;
+        if (b == env->n_backends)
+            return tsr__error(TSR_ERR_UNSUPPORTED,
+                              "no configured backend can run node '%s' (op %u, weight type %s)",
+                              n->t.name, n->t.op,
+                              n->t.src[0] ? tsr__dtype_name(n->t.src[0]->dtype) : "-");
+        n->t.backend = (uint32_t)b;
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
+{
+    tsr__graph_env *env = g->env;
+    tsr_status st = assign_backends(g);
+    if (st)
+        return st;
+    size_t peak = 0;
+    if ((st = plan(g, &peak)))
+        return st;
+    if (peak > *arena_size) {
+        tsr__free(*arena);
+        *arena = tsr__alloc(peak);
+        *arena_size = *arena ? peak : 0;
+        if (!*arena)
+            return tsr__error(TSR_ERR_NOMEM,
+                              "out of memory: activations need %zu bytes", peak);
+    }
+    /* resolve data pointers in order: own storage, aliases, views */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gnode *n = g->nodes[i];
+        if (n->t.flags & TSR_TENSOR_FLAG_VIEW)
+            n->t.data = (char *)n->t.src[0]->data + n->view_offset;
+        else if (n->owner == n)
+            n->t.data = (char *)*arena + n->arena_offset;
+        else
+            n->t.data = n->t.src[1]->data; /* in place (KV store) */
+    }
+    /* run maximal runs of one backend (one node at a time when dumping) */
+    tsr_tensor **run = malloc(g->n_nodes * sizeof *run);
+    if (!run)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory running the graph");
+    size_t i = 0;
+    while (i < g->n_nodes) {
+        if (!g->nodes[i]->is_compute) {
+            i++;
+            continue;
+        }
+        uint32_t b = g->nodes[i]->t.backend;
+        int n = 0;
+        while (i < g->n_nodes && (!g->nodes[i]->is_compute || g->nodes[i]->t.backend == b)) {
+            if (g->nodes[i]->is_compute)
+                run[n++] = &g->nodes[i]->t;
+            i++;
+            if (env->dump_dir)
+                break;
+        }
+        st = env->backends[b].vt->compute(env->backends[b].state, run, n);
+        if (st) {
+            tsr__error_prefix(st, "backend '%s' failed in the run starting at node '%s'",
+                              env->backends[b].name, run[0]->name);
+            free(run);
+            return st;
+        }
+        if (env->dump_dir)
+            for (int k = 0; k < n; k++)
+                dump_npy(env->dump_dir, env->step, run[k]);
+    }
+    free(run);
+    return TSR_OK;
+}
+
+/* --- KV cache -------------------------------------------------------------------- */
+
+tsr_status tsr__kv_create(int n_layer, int n_kv_head, int head_dim, int64_t max_ctx,
+                          tsr__kv_cache **out)
+{
+    tsr__kv_cache *kv = calloc(1, sizeof *kv);
+    if (!kv)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory for the KV cache");
+    kv->n_layer = n_layer;
+    kv->n_kv_head = n_kv_head;
+    kv->head_dim = head_dim;
+    kv->max_capacity = max_ctx;
+    kv->k = calloc((size_t)n_layer, sizeof *kv->k);
+    kv->v = calloc((size_t)n_layer, sizeof *kv->v);
+    kv->kt = calloc((size_t)n_layer, sizeof *kv->kt);
+    kv->vt = calloc((size_t)n_layer, sizeof *kv->vt);
+    if (!kv->k || !kv->v || !kv->kt || !kv->vt) {
+        tsr__kv_destroy(kv);
+        return tsr__error(TSR_ERR_NOMEM, "out of memory for the KV cache");
+    }
+    *out = kv;
+    return TSR_OK;
+}
+
+tsr_status tsr__kv_reserve(tsr__kv_cache *kv, int64_t n_total)
+{
+    if (n_total <= kv->capacity)
+        return TSR_OK;
+    if (kv->max_capacity > 0 && n_total > kv->max_capacity)
+        return tsr__error(TSR_ERR_INVALID_ARG,
+                          "the sequence needs %lld positions but the context holds %lld",
+                          (long long)n_total, (long long)kv->max_capacity);
+    int64_t cap = kv->capacity ? kv->capacity : 64;
+    while (cap < n_total)
+        cap *= 2;
+    if (kv->max_capacity > 0 && cap > kv->max_capacity)
+        cap = kv->max_capacity;
+    size_t row = (size_t)kv->n_kv_head * (size_t)kv->head_dim * sizeof(float);
+    for (int l = 0; l < kv->n_layer; l++) {
+        for (int w = 0; w < 2; w++) {
+            float **p = w ? &kv->v[l] : &kv->k[l];
+            /* positions are the outermost dimension: growing keeps the data */
+            float *np = realloc(*p, row * (size_t)cap);
+            if (!np)
+                return tsr__error(TSR_ERR_NOMEM,
+                                  "out of memory growing the KV cache to %lld positions",
+                                  (long long)cap);
+            *p = np;
+            tsr_tensor *t = w ? &kv->vt[l] : &kv->kt[l];
+            t->struct_size = sizeof *t;
+            t->dtype = TSR_DTYPE_F32;
+            t->ne[0] = kv->head_dim;
+            t->ne[1] = kv->n_kv_head;
+            t->ne[2] = cap;
+            t->ne[3] = 1;
+            t->nb[0] = 4;
+            t->nb[1] = 4 * (size_t)kv->head_dim;
+            t->nb[2] = row;
+            t->nb[3] = row * (size_t)cap;
+            t->data = np;
+            t->flags = TSR_TENSOR_FLAG_CACHE;
+            t->device = -1;
+            t->name = w ? "kv_cache.v" : "kv_cache.k";
+        }
+    }
+    kv->capacity = cap;
+    return TSR_OK;
+}
+
+void tsr__kv_destroy(tsr__kv_cache *kv)
+{
+    if (!kv)
+        return;
+    for (int l = 0; l < kv->n_layer; l++) {
+        if (kv->k) free(kv->k[l]);
+        if (kv->v) free(kv->v[l]);
+    }
+    free(kv->k);
+    free(kv->v);
+    free(kv->kt);
+    free(kv->vt);
+    free(kv);
+}
+
+tsr__param *tsr__param_find(const tsr__graph_env *env, const char *name)
+{
+    size_t i;
+    if (env->param_index && tsr__strmap_get(env->param_index, name, &i))
+        return &env->params[i];
+    return NULL;
+}

@@ -1,0 +1,90 @@
+/* core/graph.h - graphs, the scheduler and the KV cache (core-internal).
+ *
+ * A tsr_graph is built anew for every forward step by a model plugin through
+ * the host table (host.c).  Nodes are kept in creation order, which is a
+ * valid execution order because a node can only name existing tensors as
+ * inputs.  tsr__graph_compute() then
+ *   1. assigns each node to the first backend of the run's list that
+ *      supports it (per-op fallback),
+ *   2. plans activation memory: each node's buffer is taken from one arena
+ *      at an offset chosen by first-fit over the buffers still alive (a
+ *      buffer dies after its last reader), so memory is reused within the
+ *      step and the arena is reused across steps,
+ *   3. runs maximal runs of consecutive nodes of one backend.
+ */
+#ifndef TESSERA_CORE_GRAPH_H
+#define TESSERA_CORE_GRAPH_H
+
+#include "internal.h"
+
+/* One loaded backend of the run. */
+typedef struct tsr__backend {
+    const tsr_plugin_desc *desc;
+    const tsr_backend_vtable *vt;
+    void *state;
+    char name[64];
+} tsr__backend;
+
+/* A declared model weight bound to checkpoint data. */
+typedef struct tsr__param {
+    char *name;
+    tsr_tensor t;           /* leaf; data points into the mmap or owned copy */
+    void *owned;            /* converted copy, freed with the model          */
+    uint32_t flags;
+    int64_t ne[TSR_MAX_DIMS];
+    int n_dims;
+} tsr__param;
+
+/* The per-layer KV cache: K and V, each [head_dim, n_kv_head, capacity] f32. */
+typedef struct tsr__kv_cache {
+    int n_layer, n_kv_head, head_dim;
+    int64_t capacity;       /* positions allocated                          */
+    int64_t max_capacity;   /* hard limit (n_ctx)                            */
+    float **k, **v;         /* [n_layer]                                      */
+    tsr_tensor *kt, *vt;    /* [n_layer] leaves describing them               */
+} tsr__kv_cache;
+
+/* What a graph needs from the model being run. */
+typedef struct tsr__graph_env {
+    tsr__param *params;
+    size_t n_params;
+    void *param_index;      /* hash: name -> param index                     */
+    tsr__kv_cache *kv;
+    tsr__backend *backends;
+    int n_backends;
+    const char *dump_dir;   /* write every node as .npy here, or NULL         */
+    int step;               /* step counter for dump file names               */
+} tsr__graph_env;
+
+tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
+                             const int32_t *ids, tsr_graph **out);
+void tsr__graph_destroy(tsr_graph *g);
+/* Run all nodes. The arena (reused across steps) lives in *arena. */
+tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size);
+tsr_tensor *tsr__graph_output(tsr_graph *g);
+size_t tsr__graph_n_nodes(const tsr_graph *g);
+
+/* KV cache: make room for `n_total` positions (dynamic growth). */
+tsr_status tsr__kv_create(int n_layer, int n_kv_head, int head_dim, int64_t max_ctx,
+                          tsr__kv_cache **out);
+tsr_status tsr__kv_reserve(tsr__kv_cache *kv, int64_t n_total);
+void tsr__kv_destroy(tsr__kv_cache *kv);
+
+/* Param lookup by name (NULL if absent). */
+tsr__param *tsr__param_find(const tsr__graph_env *env, const char *name);
+
+/* Host-table entry points implemented in graph.c. */
+tsr_tensor *tsr__g_node(tsr_graph *g, tsr_op op, uint32_t dtype, int n_dims,
+                        const int64_t *ne, tsr_tensor *const *src, int n_src,
+                        const int32_t *params, int n_params, const char *name);
+tsr_tensor *tsr__g_view(tsr_graph *g, tsr_tensor *src, int n_dims, const int64_t *ne,
+                        const size_t *nb, size_t offset, const char *name);
+tsr_tensor *tsr__g_constant(tsr_graph *g, uint32_t dtype, int n_dims, const int64_t *ne,
+                            const void *data, const char *name);
+tsr_tensor *tsr__g_param(tsr_graph *g, const char *name);
+tsr_tensor *tsr__g_input_ids(tsr_graph *g);
+tsr_tensor *tsr__g_input_positions(tsr_graph *g);
+tsr_tensor *tsr__g_kv_cache(tsr_graph *g, int layer, int which);
+void tsr__g_set_output(tsr_graph *g, tsr_tensor *t);
+
+#endif

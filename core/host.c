@@ -1,0 +1,71 @@
+/* core/host.c - the host function table handed to every plugin. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include "graph.h"
+
+static void host_log(tsr_log_level level, const char *plugin, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tsr__vlog(level, plugin, fmt, ap);
+    va_end(ap);
+}
+
+static tsr_status host_set_error(tsr_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tsr__verror(st, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static tsr_status host_declare_param(tsr_param_sink *sink, const char *hf_name, int n_dims,
+                                     const int64_t *ne, uint32_t flags);
+
+static const tsr_host host_table = {
+    .struct_size = sizeof(tsr_host),
+    .abi_major = TSR_ABI_MAJOR,
+    .abi_minor = TSR_ABI_MINOR,
+    .log = host_log,
+    .set_error = host_set_error,
+    .alloc = tsr__alloc,
+    .calloc = tsr__calloc,
+    .free = tsr__free,
+    .f16_to_f32 = tsr__f16_to_f32,
+    .f32_to_f16 = tsr__f32_to_f16,
+    .bf16_to_f32 = tsr__bf16_to_f32,
+    .f32_to_bf16 = tsr__f32_to_bf16,
+    .to_f32 = tsr__to_f32,
+    .dtype_size = tsr__dtype_size,
+    .dtype_name = tsr__dtype_name,
+    .json_get = tsr__json_get,
+    .json_at = tsr__json_at,
+    .json_type = tsr__json_type,
+    .json_size = tsr__json_size,
+    .json_int = tsr__json_int,
+    .json_real = tsr__json_real,
+    .json_bool = tsr__json_bool,
+    .json_string = tsr__json_string,
+    .declare_param = host_declare_param,
+    .node = tsr__g_node,
+    .view = tsr__g_view,
+    .constant = tsr__g_constant,
+    .param = tsr__g_param,
+    .input_ids = tsr__g_input_ids,
+    .input_positions = tsr__g_input_positions,
+    .kv_cache = tsr__g_kv_cache,
+    .set_output = tsr__g_set_output,
+};
+
+const tsr_host *tsr__host(void) { return &host_table; }
+
+/* The param sink is implemented by the model loader (model.c). */
+tsr_status tsr__param_sink_declare(tsr_param_sink *sink, const char *hf_name, int n_dims,
+                                   const int64_t *ne, uint32_t flags);
+
+static tsr_status host_declare_param(tsr_param_sink *sink, const char *hf_name, int n_dims,
+                                     const int64_t *ne, uint32_t flags)
+{
+    return tsr__param_sink_declare(sink, hf_name, n_dims, ne, flags);
+}

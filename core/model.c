@@ -1,0 +1,436 @@
+/* core/model.c - loading a Hugging Face model folder: config.json selects
+ * the architecture plugin, which declares its weights by their Hugging Face
+ * names; those are bound to the checkpoint's tensors (zero-copy when the
+ * stored dtype is the run's dtype), backends are loaded in the configured
+ * order, and the KV cache is sized from the model's description. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+
+struct tsr_param_sink {
+    tsr_model *m;
+    tsr_status st;
+};
+
+/* --- parameters --------------------------------------------------------------- */
+
+static tsr_status bind_param(tsr_model *m, tsr__param *p)
+{
+    tsr__ckpt_tensor *ct = tsr__checkpoint_find(m->ckpt, p->name);
+    if (!ct) {
+        if (p->flags & TSR_PARAM_OPTIONAL)
+            return TSR_OK;
+        return tsr__error(TSR_ERR_NOT_FOUND,
+                          "%s: the model needs tensor '%s', which the checkpoint does not have",
+                          m->dir, p->name);
+    }
+    ct->used = true;
+    /* shapes: checkpoint is PyTorch order, declarations ne[] order */
+    bool same = ct->n_dims == p->n_dims;
+    for (int d = 0; same && d < p->n_dims; d++)
+        same = ct->shape[ct->n_dims - 1 - d] == p->ne[d];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        for (int d = p->n_dims - 1; d >= 0; d--)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld",
+                     d == p->n_dims - 1 ? "" : ", ", (long long)p->ne[d]);
+        for (int d = 0; d < ct->n_dims; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                     (long long)ct->shape[d]);
+        return tsr__error(TSR_ERR_FORMAT,
+                          "%s: tensor '%s' has shape [%s] but config.json implies [%s]",
+                          ct->file, p->name, got, want);
+    }
+    tsr_tensor *t = &p->t;
+    t->struct_size = sizeof *t;
+    t->flags = TSR_TENSOR_FLAG_PARAM;
+    t->device = -1;
+    t->name = p->name;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        t->ne[d] = d < p->n_dims ? p->ne[d] : 1;
+    uint32_t want = m->weights_dtype < 0 ? ct->dtype : (uint32_t)m->weights_dtype;
+    bool floating = ct->dtype == TSR_DTYPE_F32 || ct->dtype == TSR_DTYPE_F16 ||
+                    ct->dtype == TSR_DTYPE_BF16 || ct->dtype == TSR_DTYPE_F64;
+    if (!floating)
+        want = ct->dtype;
+    if (want == TSR_DTYPE_F64)
+        want = TSR_DTYPE_F32;
+    t->dtype = want;
+    size_t es = tsr__dtype_size(want);
+    t->nb[0] = es;
+    for (int d = 1; d < TSR_MAX_DIMS; d++)
+        t->nb[d] = t->nb[d - 1] * (size_t)t->ne[d - 1];
+    if (want == ct->dtype) {
+        t->data = (void *)ct->data; /* zero-copy from the mmap */
+        return TSR_OK;
+    }
+    int64_t n = tsr_tensor_nelements(t);
+    float *tmp = want == TSR_DTYPE_F32 ? NULL : tsr__alloc((size_t)n * sizeof(float));
+    p->owned = tsr__alloc((size_t)n * es);
+    if (!p->owned || (want != TSR_DTYPE_F32 && !tmp)) {
+        tsr__free(tmp);
+        return tsr__error(TSR_ERR_NOMEM, "out of memory converting tensor '%s' to %s",
+                          p->name, tsr__dtype_name(want));
+    }
+    float *f = want == TSR_DTYPE_F32 ? p->owned : tmp;
+    tsr_status st = tsr__to_f32(ct->dtype, ct->data, f, n, NULL);
+    if (!st && want != TSR_DTYPE_F32)
+        st = tsr__from_f32(want, f, p->owned, n);
+    tsr__free(tmp);
+    if (st)
+        return tsr__error_prefix(st, "%s: tensor '%s'", ct->file, p->name);
+    t->data = p->owned;
+    return TSR_OK;
+}
+
+tsr_status tsr__param_sink_declare(tsr_param_sink *sink, const char *hf_name, int n_dims,
+                                   const int64_t *ne, uint32_t flags);
+tsr_status tsr__param_sink_declare(tsr_param_sink *sink, const char *hf_name, int n_dims,
+                                   const int64_t *ne, uint32_t flags)
+{
+    tsr_model *m = sink->m;
+    if (sink->st)
+        return sink->st;
+    if (n_dims < 1 || n_dims > TSR_MAX_DIMS)
+        return sink->st = tsr__error(TSR_ERR_INVALID_ARG, "weight '%s': %d dimensions",
+                                     hf_name, n_dims);
+    tsr__graph_env *env = &m->env;
+    if (tsr__param_find(env, hf_name))
+        return sink->st = tsr__error(TSR_ERR_INVALID_ARG,
+                                     "the model plugin declared weight '%s' twice", hf_name);
+    tsr__param *np = realloc(env->params, (env->n_params + 1) * sizeof *np);
+    if (!np)
+        return sink->st = tsr__error(TSR_ERR_NOMEM, "out of memory declaring weights");
+    env->params = np;
+    tsr__param *p = &np[env->n_params];
+    memset(p, 0, sizeof *p);
+    p->name = tsr__strdup(hf_name);
+    p->n_dims = n_dims;
+    p->flags = flags;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        p->ne[d] = d < n_dims ? ne[d] : 1;
+    /* the strmap borrows names; params may move on realloc but names don't */
+    if (!p->name || !tsr__strmap_put(env->param_index, p->name, env->n_params))
+        return sink->st = tsr__error(TSR_ERR_NOMEM, "out of memory declaring weights");
+    env->n_params++;
+    return TSR_OK;
+}
+
+/* Tensors that checkpoints carry but no module owns, as transformers'
+ * _keys_to_ignore_on_load_unexpected (old Llama checkpoints saved RoPE's
+ * inv_freq buffer). */
+static bool ignorable(const char *name)
+{
+    size_t n = strlen(name);
+    const char *suffix = "rotary_emb.inv_freq";
+    size_t s = strlen(suffix);
+    return n >= s && strcmp(name + n - s, suffix) == 0;
+}
+
+static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
+{
+    tsr_status st = tsr__checkpoint_open(m->dir, &m->ckpt);
+    if (st)
+        return st;
+    m->env.param_index = tsr__strmap_create(256);
+    if (!m->env.param_index)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    tsr_param_sink sink = {m, TSR_OK};
+    st = m->mvt->declare_params(m->mstate, &sink);
+    if (sink.st)
+        return sink.st;
+    if (st)
+        return st;
+    for (size_t i = 0; i < m->env.n_params; i++) {
+        if ((st = bind_param(m, &m->env.params[i])))
+            return st;
+        if (opt->progress && opt->progress((float)(i + 1) / (float)m->env.n_params,
+                                           opt->progress_user))
+            return tsr__error(TSR_ERR_CANCELLED, "loading %s was cancelled", m->dir);
+    }
+    size_t n = tsr__checkpoint_count(m->ckpt);
+    for (size_t i = 0; i < n; i++) {
+        tsr__ckpt_tensor *ct = tsr__checkpoint_at(m->ckpt, i);
+        if (!ct->used && !ignorable(ct->name))
+            return tsr__error(TSR_ERR_FORMAT,
+                              "%s: tensor '%s' is not used by any module of the %s model "
+                              "(wrong model_type or a corrupt checkpoint?)",
+                              ct->file, ct->name, m->mdesc->name);
+    }
+    return TSR_OK;
+}
+
+/* --- backends ------------------------------------------------------------------- */
+
+static tsr_status load_backends(tsr_model *m)
+{
+    size_t n = tsr__config_list_len(m->cfg, "backends");
+    if (n == 0)
+        return tsr__error(TSR_ERR_CONFIG, "the 'backends' list is empty");
+    m->env.backends = calloc(n, sizeof *m->env.backends);
+    if (!m->env.backends)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    tsr__registry *reg = tsr__registry_global();
+    if (!reg)
+        return tsr__error_prefix(TSR_ERR_PLUGIN, "cannot read the plugin registry");
+    char first_error[1024] = "";
+    for (size_t i = 0; i < n; i++) {
+        const char *name = tsr__config_list_at(m->cfg, "backends", i);
+        const tsr_plugin_desc *d = NULL;
+        tsr_status st = tsr__registry_find(reg, TSR_PLUGIN_BACKEND, name, &d);
+        tsr__backend *b = &m->env.backends[m->env.n_backends];
+        if (!st) {
+            tsr_backend_options bo = {sizeof bo, (int32_t)tsr__config_int(m->cfg, "threads"), 0};
+            b->desc = d;
+            b->vt = d->vtable;
+            st = b->vt->create(tsr__host(), &bo, &b->state);
+        }
+        if (st) {
+            if (!first_error[0])
+                snprintf(first_error, sizeof first_error, "%s", tsr_last_error());
+            tsr__log(TSR_LOG_WARN, "backend '%s' is not used: %s", name, tsr_last_error());
+            continue;
+        }
+        snprintf(b->name, sizeof b->name, "%s", name);
+        m->env.n_backends++;
+    }
+    if (m->env.n_backends == 0)
+        return tsr__error(TSR_ERR_PLUGIN, "none of the configured backends could be loaded: %s",
+                          first_error);
+    return TSR_OK;
+}
+
+/* --- load -------------------------------------------------------------------------- */
+
+static tsr_status load_model_plugin(tsr_model *m)
+{
+    const char *type = tsr__json_string(tsr__json_get(m->config, "model_type"), NULL);
+    if (!type)
+        return tsr__error(TSR_ERR_FORMAT, "%s/config.json: no \"model_type\" string", m->dir);
+    if (tsr__json_get(m->config, "quantization_config")) {
+        const char *qm = tsr__json_string(
+            tsr__json_get(tsr__json_get(m->config, "quantization_config"), "quant_method"), "?");
+        return tsr__error(TSR_ERR_UNSUPPORTED,
+                          "%s/config.json: quantization_config with quant_method '%s': "
+                          "quantized checkpoints are not supported yet", m->dir, qm);
+    }
+    tsr__registry *reg = tsr__registry_global();
+    if (!reg)
+        return tsr__error_prefix(TSR_ERR_PLUGIN, "cannot read the plugin registry");
+    tsr_status st = tsr__registry_find(reg, TSR_PLUGIN_MODEL, type, &m->mdesc);
+    if (st)
+        return tsr__error_prefix(st, "%s/config.json: model_type '%s'", m->dir, type);
+    m->mvt = m->mdesc->vtable;
+    st = m->mvt->create(tsr__host(), m->config, &m->mstate);
+    if (st)
+        return tsr__error_prefix(st, "%s/config.json", m->dir);
+    m->info.struct_size = sizeof m->info;
+    return m->mvt->info(m->mstate, &m->info);
+}
+
+TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
+{
+    if (!opt || !out || opt->struct_size < offsetof(tsr_load_options, progress))
+        return tsr__error(TSR_ERR_INVALID_ARG, "tsr_model_load: missing options");
+    *out = NULL;
+    tsr_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    tsr_status st = TSR_OK;
+    m->cfg = opt->config;
+    if (!m->cfg) {
+        if ((st = tsr_config_create(&m->own_cfg)))
+            goto fail;
+        m->cfg = m->own_cfg;
+    }
+    const char *path = opt->model_path ? opt->model_path : tsr__config_string(m->cfg, "model");
+    if (!path || !*path) {
+        st = tsr__error(TSR_ERR_INVALID_ARG, "no model given (-m DIR or 'model:' in the configuration)");
+        goto fail;
+    }
+    size_t pl = strlen(path);
+    if (pl > 5 && strcmp(path + pl - 5, ".gguf") == 0) {
+        st = tsr__error(TSR_ERR_UNSUPPORTED, "%s: running GGUF files is not supported yet", path);
+        goto fail;
+    }
+    m->dir = tsr__strdup(path);
+    const char *dt = tsr__config_string(m->cfg, "dtype");
+    m->weights_dtype = (!dt || strcmp(dt, "auto") == 0) ? -1 : tsr__dtype_from_name(dt);
+    char *cfg_path = tsr__path_join(path, "config.json");
+    st = cfg_path ? tsr__json_load_file(cfg_path, &m->config) : TSR_ERR_NOMEM;
+    free(cfg_path);
+    if (st)
+        goto fail;
+    char *gen_path = tsr__path_join(path, "generation_config.json");
+    if (gen_path && tsr__file_exists(gen_path) && (st = tsr__json_load_file(gen_path, &m->gen_config))) {
+        free(gen_path);
+        goto fail;
+    }
+    free(gen_path);
+    if ((st = load_model_plugin(m)) || (st = load_weights(m, opt)) || (st = load_backends(m)))
+        goto fail;
+    if ((st = tsr__kv_create(m->info.n_layer, m->info.n_kv_head, m->info.head_dim, 0, &m->env.kv)))
+        goto fail;
+    m->env.dump_dir = tsr__config_string(m->cfg, "dump_tensors");
+    if (m->env.dump_dir && !*m->env.dump_dir)
+        m->env.dump_dir = NULL;
+    char *tok_path = tsr__path_join(path, "tokenizer.json");
+    if (tok_path && tsr__file_exists(tok_path) && (st = tsr_tokenizer_load(path, &m->tok))) {
+        free(tok_path);
+        goto fail;
+    }
+    free(tok_path);
+    *out = m;
+    return TSR_OK;
+fail:
+    tsr_model_destroy(m);
+    return st;
+}
+
+TSR_API void tsr_model_destroy(tsr_model *m)
+{
+    if (!m)
+        return;
+    if (m->mvt && m->mstate)
+        m->mvt->destroy(m->mstate);
+    for (int i = 0; i < m->env.n_backends; i++)
+        if (m->env.backends[i].vt->destroy)
+            m->env.backends[i].vt->destroy(m->env.backends[i].state);
+    free(m->env.backends);
+    for (size_t i = 0; i < m->env.n_params; i++) {
+        free(m->env.params[i].name);
+        tsr__free(m->env.params[i].owned);
+    }
+    free(m->env.params);
+    tsr__strmap_destroy(m->env.param_index);
+    tsr__kv_destroy(m->env.kv);
+    if (m->ckpt)
+        tsr__checkpoint_close(m->ckpt);
+    if (m->config)
+        tsr__json_free(m->config);
+    if (m->gen_config)
+        tsr__json_free(m->gen_config);
+    tsr_tokenizer_destroy(m->tok);
+    tsr_config_destroy(m->own_cfg);
+    tsr__free(m->arena);
+    free(m->dir);
+    free(m);
+}
+
+TSR_API const tsr_tokenizer *tsr_model_tokenizer(const tsr_model *m)
+{
+    return m ? m->tok : NULL;
+}
+
+void tsr__model_reset(tsr_model *m) { m->n_past = 0; }
+
+tsr_status tsr__model_forward(tsr_model *m, const int32_t *ids, int n, int logits_all,
+                              float *out)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->info.n_vocab)
+            return tsr__error(TSR_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%d)",
+                              ids[i], m->info.n_vocab - 1);
+    tsr_status st = tsr__kv_reserve(m->env.kv, m->n_past + n);
+    if (st)
+        return st;
+    tsr_graph *g = NULL;
+    if ((st = tsr__graph_create(&m->env, n, (int)m->n_past, ids, &g)))
+        return st;
+    tsr_batch b = {sizeof b, n, (int32_t)m->n_past, logits_all};
+    st = m->mvt->build(m->mstate, g, &b);
+    tsr_tensor *o = st ? NULL : tsr__graph_output(g);
+    if (!st && !o)
+        st = tsr__error(TSR_ERR_INTERNAL, "the %s model plugin built a graph without output",
+                        m->mdesc->name);
+    if (!st)
+        st = tsr__graph_compute(g, &m->arena, &m->arena_size);
+    if (!st) {
+        int64_t rows = logits_all ? n : 1;
+        if (o->ne[0] != m->info.n_vocab || o->ne[1] != rows || o->dtype != TSR_DTYPE_F32)
+            st = tsr__error(TSR_ERR_INTERNAL, "the model's output has shape [%lld, %lld], "
+                            "expected [%lld, %d]", (long long)o->ne[1], (long long)o->ne[0],
+                            (long long)rows, m->info.n_vocab);
+        else
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(out + r * m->info.n_vocab, (char *)o->data + r * o->nb[1],
+                       (size_t)m->info.n_vocab * sizeof(float));
+    }
+    tsr__graph_destroy(g);
+    if (!st) {
+        m->n_past += n;
+        m->env.step++;
+    }
+    return st;
+}
+
+TSR_API tsr_status tsr_model_logits(tsr_model *m, const int32_t *ids, size_t n, float *out)
+{
+    if (!m || !ids || !out || n == 0)
+        return tsr__error(TSR_ERR_INVALID_ARG, "tsr_model_logits: invalid arguments");
+    tsr__model_reset(m);
+    return tsr__model_forward(m, ids, (int)n, 1, out);
+}
+
+/* --- describe ------------------------------------------------------------------------ */
+
+typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) TSR_PRINTF(2, 3);
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) { b->oom = 1; return; }
+        if (b->p && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        size_t nc = (b->cap + (size_t)k + 1) * 2;
+        char *np = realloc(b->p, nc);
+        if (!np) { b->oom = 1; return; }
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
+{
+    if (!m || !text)
+        return tsr__error(TSR_ERR_INVALID_ARG, "tsr_model_describe: invalid arguments");
+    sbuf b = {0};
+    const char *type = tsr__json_string(tsr__json_get(m->config, "model_type"), "?");
+    sb_printf(&b, "model: %s\nmodel_type: %s\narchitecture_plugin: %s %s\n", m->dir, type,
+              m->mdesc->name, m->mdesc->version);
+    sb_printf(&b, "layers: %d\nhidden_size: %d\nkv_heads: %d\nhead_dim: %d\nvocab_size: %d\n",
+              m->info.n_layer, m->info.n_embd, m->info.n_kv_head, m->info.head_dim, m->info.n_vocab);
+    sb_printf(&b, "backends: [");
+    for (int i = 0; i < m->env.n_backends; i++)
+        sb_printf(&b, "%s%s", i ? ", " : "", m->env.backends[i].name);
+    sb_printf(&b, "]\ndevice_map: {\"\": cpu}\n");
+    size_t bytes = 0;
+    for (size_t i = 0; i < m->env.n_params; i++)
+        if (m->env.params[i].t.data)
+            bytes += (size_t)tsr_tensor_nelements(&m->env.params[i].t) *
+                     tsr__dtype_size(m->env.params[i].t.dtype);
+    sb_printf(&b, "weights_bytes: %zu\nweights:\n", bytes);
+    for (size_t i = 0; i < m->env.n_params; i++) {
+        const tsr__param *p = &m->env.params[i];
+        sb_printf(&b, "  %s: {shape: [", p->name);
+        for (int d = p->n_dims - 1; d >= 0; d--)
+            sb_printf(&b, "%lld%s", (long long)p->ne[d], d ? ", " : "");
+        if (!p->t.data)
+            sb_printf(&b, "], format: absent (optional)}\n");
+        else
+            sb_printf(&b, "], format: %s, storage: %s}\n", tsr__dtype_name(p->t.dtype),
+                      p->owned ? "converted" : "mmap");
+    }
+    if (b.oom) {
+        free(b.p);
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    }
+    *text = b.p;
+    return TSR_OK;
+}
