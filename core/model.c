@@ -27,15 +27,17 @@ static tsr_status bind_param(tsr_model *m, tsr__param *p)
                           m->dir, p->name);
     }
     ct->used = true;
-    /* shapes: checkpoint is PyTorch order, declarations ne[] order */
+    /* shapes: checkpoint is PyTorch order, declarations ne[] order;
+     * a TRANSPOSED 2-D weight is stored [in, out] (GPT-2 Conv1D) */
+    bool transposed = (p->flags & TSR_PARAM_TRANSPOSED) && p->n_dims == 2;
     bool same = ct->n_dims == p->n_dims;
     for (int d = 0; same && d < p->n_dims; d++)
-        same = ct->shape[ct->n_dims - 1 - d] == p->ne[d];
+        same = ct->shape[transposed ? d : ct->n_dims - 1 - d] == p->ne[d];
     if (!same) {
         char want[96] = "", got[96] = "";
         for (int d = p->n_dims - 1; d >= 0; d--)
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld",
-                     d == p->n_dims - 1 ? "" : ", ", (long long)p->ne[d]);
+                     d == p->n_dims - 1 ? "" : ", ", (long long)p->ne[transposed ? p->n_dims - 1 - d : d]);
         for (int d = 0; d < ct->n_dims; d++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
                      (long long)ct->shape[d]);
@@ -62,21 +64,32 @@ static tsr_status bind_param(tsr_model *m, tsr__param *p)
     t->nb[0] = es;
     for (int d = 1; d < TSR_MAX_DIMS; d++)
         t->nb[d] = t->nb[d - 1] * (size_t)t->ne[d - 1];
-    if (want == ct->dtype) {
+    if (want == ct->dtype && !transposed) {
         t->data = (void *)ct->data; /* zero-copy from the mmap */
         return TSR_OK;
     }
+    if (transposed && !floating)
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s: tensor '%s': cannot transpose %s weights",
+                          ct->file, p->name, tsr__dtype_name(ct->dtype));
     int64_t n = tsr_tensor_nelements(t);
-    float *tmp = want == TSR_DTYPE_F32 ? NULL : tsr__alloc((size_t)n * sizeof(float));
+    float *tmp = tsr__alloc((size_t)n * sizeof(float) * (transposed ? 2 : 1));
     p->owned = tsr__alloc((size_t)n * es);
-    if (!p->owned || (want != TSR_DTYPE_F32 && !tmp)) {
+    if (!p->owned || !tmp) {
         tsr__free(tmp);
         return tsr__error(TSR_ERR_NOMEM, "out of memory converting tensor '%s' to %s",
                           p->name, tsr__dtype_name(want));
     }
-    float *f = want == TSR_DTYPE_F32 ? p->owned : tmp;
-    tsr_status st = tsr__to_f32(ct->dtype, ct->data, f, n, NULL);
-    if (!st && want != TSR_DTYPE_F32)
+    tsr_status st = tsr__to_f32(ct->dtype, ct->data, tmp, n, NULL);
+    float *f = tmp;
+    if (!st && transposed) {
+        /* stored [K][N] (in, out) -> rows of K per output feature */
+        int64_t K = p->ne[0], N = p->ne[1];
+        f = tmp + n;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++)
+                f[j * K + k] = tmp[k * N + j];
+    }
+    if (!st)
         st = tsr__from_f32(want, f, p->owned, n);
     tsr__free(tmp);
     if (st)

@@ -37,7 +37,7 @@ static int cpu_supports(void *state, const tsr_tensor *n)
     case TSR_OP_ADD: case TSR_OP_MUL:
         return a->dtype == TSR_DTYPE_F32 && is_float(b->dtype);
     case TSR_OP_SCALE: case TSR_OP_SILU: case TSR_OP_GELU: case TSR_OP_TANH:
-    case TSR_OP_RELU: case TSR_OP_SOFTMAX:
+    case TSR_OP_RELU: case TSR_OP_SOFTMAX: case TSR_OP_SIGMOID: case TSR_OP_MOE_GATE:
         return a->dtype == TSR_DTYPE_F32;
     case TSR_OP_SWIGLU: case TSR_OP_GEGLU:
         return a->dtype == TSR_DTYPE_F32 && b->dtype == TSR_DTYPE_F32;
@@ -71,6 +71,7 @@ static tsr_status cpu_compute(void *state, tsr_tensor *const *nodes, int n)
         case TSR_OP_ATTENTION: rc = cpu_op_attention(c, t); break;
         case TSR_OP_SOFTMAX: rc = cpu_op_softmax(c, t); break;
         case TSR_OP_CPY: rc = cpu_op_cpy(c, t); break;
+        case TSR_OP_MOE_GATE: rc = cpu_op_moe_gate(c, t); break;
         default: rc = cpu_op_elementwise(c, t); break;
         }
         if (rc)

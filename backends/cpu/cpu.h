@@ -41,6 +41,7 @@ int cpu_op_rope(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_kv_store(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_softmax(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_cpy(cpu_ctx *c, tsr_tensor *node);
+int cpu_op_moe_gate(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_attention(cpu_ctx *c, tsr_tensor *node);
 

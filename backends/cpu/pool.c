@@ -61,13 +61,15 @@ cpu_pool *cpu_pool_create(int n_threads)
     }
     for (int i = 1; i < p->n; i++) {
         worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->p = p;
+            wa->ith = i;
+        }
         if (!wa || pthread_create(&p->threads[i], NULL, worker, wa) != 0) {
             free(wa);
             p->n = i; /* run with the threads we have */
             break;
         }
-        wa->p = p;
-        wa->ith = i;
     }
     return p;
 }

@@ -90,7 +90,20 @@ static float gelu(float x, int tanh_approx)
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
-/* unary, binary (with row broadcast) and gated activations */
+/* element k of row (i1, i2, i3) of a broadcastable float tensor */
+static float bcast_at(const cpu_ctx *c, const tsr_tensor *b, int64_t k, int64_t i1, int64_t i2,
+                      int64_t i3)
+{
+    const char *row = cpu_row(b, b->ne[1] == 1 ? 0 : i1, b->ne[2] == 1 ? 0 : i2,
+                              b->ne[3] == 1 ? 0 : i3);
+    int64_t kk = b->ne[0] == 1 ? 0 : k;
+    if (b->dtype == TSR_DTYPE_F32)
+        return ((const float *)row)[kk];
+    uint16_t v = ((const uint16_t *)row)[kk];
+    return b->dtype == TSR_DTYPE_BF16 ? c->host->bf16_to_f32(v) : c->host->f16_to_f32(v);
+}
+
+/* unary, binary (with broadcast) and gated activations */
 int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
 {
     const tsr_tensor *a = t->src[0], *b = t->src[1];
@@ -100,18 +113,13 @@ int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
             for (int64_t i1 = 0; i1 < t->ne[1]; i1++) {
                 const float *x = cpu_row(a, i1, i2, i3);
                 float *y = cpu_row(t, i1, i2, i3);
-                const void *brow = NULL;
-                if (b)
-                    brow = cpu_row(b, b->ne[1] == 1 ? 0 : i1, b->ne[2] == 1 ? 0 : i2,
-                                   b->ne[3] == 1 ? 0 : i3);
+                const float *u = b ? cpu_row(b, i1, i2, i3) : NULL; /* gated ops */
                 switch (t->op) {
-                case TSR_OP_ADD: case TSR_OP_MUL:
-                    for (int64_t k = 0; k < d; k++) {
-                        float bv = b->dtype == TSR_DTYPE_F32 ? ((const float *)brow)[k]
-                                 : weight_at(c, &(tsr_tensor){.dtype = b->dtype,
-                                                              .data = (void *)brow}, k);
-                        y[k] = t->op == TSR_OP_ADD ? x[k] + bv : x[k] * bv;
-                    }
+                case TSR_OP_ADD:
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] + bcast_at(c, b, k, i1, i2, i3);
+                    break;
+                case TSR_OP_MUL:
+                    for (int64_t k = 0; k < d; k++) y[k] = x[k] * bcast_at(c, b, k, i1, i2, i3);
                     break;
                 case TSR_OP_SCALE: {
                     float s = tsr_param_f(t, 0);
@@ -120,6 +128,9 @@ int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
                 }
                 case TSR_OP_SILU:
                     for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k]));
+                    break;
+                case TSR_OP_SIGMOID:
+                    for (int64_t k = 0; k < d; k++) y[k] = 1.0f / (1.0f + expf(-x[k]));
                     break;
                 case TSR_OP_GELU:
                     for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0));
@@ -130,20 +141,53 @@ int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
                 case TSR_OP_RELU:
                     for (int64_t k = 0; k < d; k++) y[k] = x[k] > 0 ? x[k] : 0.0f;
                     break;
-                case TSR_OP_SWIGLU: {
-                    const float *u = brow;
+                case TSR_OP_SWIGLU:
                     for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k])) * u[k];
                     break;
-                }
-                case TSR_OP_GEGLU: {
-                    const float *u = brow;
+                case TSR_OP_GEGLU:
                     for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0)) * u[k];
                     break;
-                }
                 default:
                     return 1;
                 }
             }
+    return 0;
+}
+
+/* Mixture-of-experts routing weights (MixtralSparseMoeBlock / Qwen2MoeSparseMoeBlock):
+ * softmax over experts in float32, keep the top_k, optionally renormalise. */
+int cpu_op_moe_gate(cpu_ctx *c, tsr_tensor *t)
+{
+    (void)c;
+    const tsr_tensor *x = t->src[0];
+    int64_t E = x->ne[0];
+    int top_k = tsr_param_i(t, 0), norm = tsr_param_i(t, 1);
+    if (top_k < 1 || top_k > E)
+        return 1;
+    for (int64_t n = 0; n < x->ne[1]; n++) {
+        const float *l = cpu_row(x, n, 0, 0);
+        float *y = cpu_row(t, n, 0, 0);
+        float mx = -INFINITY, sum = 0.0f;
+        for (int64_t e = 0; e < E; e++)
+            mx = l[e] > mx ? l[e] : mx;
+        for (int64_t e = 0; e < E; e++)
+            sum += y[e] = expf(l[e] - mx);
+        for (int64_t e = 0; e < E; e++)
+            y[e] /= sum;
+        /* keep the top_k largest (ties: lower index first, as torch.topk) */
+        float kept = 0.0f;
+        for (int64_t e = 0; e < E; e++) {
+            int rank = 0;
+            for (int64_t f = 0; f < E; f++)
+                rank += y[f] > y[e] || (y[f] == y[e] && f < e);
+            if (rank >= top_k)
+                y[e] = -y[e] - 1.0f; /* mark dropped, keep order info */
+            else
+                kept += y[e];
+        }
+        for (int64_t e = 0; e < E; e++)
+            y[e] = y[e] < 0.0f ? 0.0f : (norm ? y[e] / kept : y[e]);
+    }
     return 0;
 }
 

@@ -32,6 +32,9 @@ typedef enum tsr_json_type {
 
 /* Flags for declare_param. */
 #define TSR_PARAM_OPTIONAL 0x1u  /* absent in the checkpoint is not an error */
+#define TSR_PARAM_TRANSPOSED 0x2u /* stored transposed (GPT-2's Conv1D keeps
+                                     [in, out]); the core transposes it to the
+                                     declared ne {in, out} on load */
 
 typedef struct tsr_host {
     uint32_t struct_size;
