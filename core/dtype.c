@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 #include <strings.h>
+#include "ggml_blocks.h"
 #include "internal.h"
 
 size_t tsr__dtype_size(uint32_t dtype)
@@ -21,6 +22,16 @@ const char *tsr__dtype_name(uint32_t dtype)
                                         "I32", "I64", "F64", "BOOL", "U16", "U32"};
     if (dtype < sizeof names / sizeof names[0])
         return names[dtype];
+    if (dtype >= TSR_DTYPE_GGML_BASE && dtype < TSR_DTYPE_GGML_BASE + TSR_GGML_TYPE_LIMIT_) {
+        const tsr__ggml_type_info *ti = tsr__ggml_type(dtype - TSR_DTYPE_GGML_BASE);
+        if (ti)
+            return ti->name;
+    }
+    switch (dtype) {
+    case TSR_DTYPE_INT_GROUP: return "INT_GROUP";
+    case TSR_DTYPE_CODEBOOK4: return "CODEBOOK4";
+    case TSR_DTYPE_INT8_ROW: return "INT8_ROW";
+    }
     return "unknown";
 }
 
@@ -141,6 +152,8 @@ tsr_status tsr__to_f32(uint32_t dtype, const void *src, float *dst, int64_t n,
     case TSR_DTYPE_I16: { const int16_t *s = src; for (i = 0; i < n; i++) dst[i] = s[i]; return TSR_OK; }
     case TSR_DTYPE_I32: { const int32_t *s = src; for (i = 0; i < n; i++) dst[i] = (float)s[i]; return TSR_OK; }
     default:
+        if (dtype >= TSR_DTYPE_GGML_BASE && dtype < TSR_DTYPE_GGML_BASE + TSR_GGML_TYPE_LIMIT_)
+            return tsr__ggml_dequantize(dtype - TSR_DTYPE_GGML_BASE, src, dst, n);
         return tsr__error(TSR_ERR_UNSUPPORTED, "cannot convert %s to float32",
                           tsr__dtype_name(dtype));
     }

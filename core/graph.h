@@ -33,6 +33,7 @@ typedef struct tsr__param {
     uint32_t flags;
     int64_t ne[TSR_MAX_DIMS];
     int n_dims;
+    bool quantized;         /* made by the quantizer (release through it)    */
 } tsr__param;
 
 /* The per-layer KV cache: K and V, each [head_dim, n_kv_head, capacity] f32. */

@@ -1,6 +1,7 @@
 /* core/host.c - the host function table handed to every plugin. */
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include "graph.h"
 
 static void host_log(tsr_log_level level, const char *plugin, const char *fmt, ...)
@@ -22,6 +23,30 @@ static tsr_status host_set_error(tsr_status st, const char *fmt, ...)
 
 static tsr_status host_declare_param(tsr_param_sink *sink, const char *hf_name, int n_dims,
                                      const int64_t *ne, uint32_t flags);
+
+/* A checkpoint tensor as a leaf tensor (PyTorch shape reversed into ne). */
+static tsr_status host_checkpoint_tensor(const tsr_checkpoint *ck, const char *name,
+                                         tsr_tensor *out)
+{
+    tsr__ckpt_tensor *ct = tsr__checkpoint_find((tsr_checkpoint *)ck, name);
+    if (!ct)
+        return TSR_ERR_NOT_FOUND;
+    ct->used = true;
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    out->dtype = ct->dtype;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        out->ne[d] = d < ct->n_dims ? ct->shape[ct->n_dims - 1 - d] : 1;
+    size_t es = tsr__dtype_size(ct->dtype);
+    out->nb[0] = es;
+    for (int d = 1; d < TSR_MAX_DIMS; d++)
+        out->nb[d] = out->nb[d - 1] * (size_t)out->ne[d - 1];
+    out->data = (void *)ct->data;
+    out->name = ct->name;
+    out->device = -1;
+    out->flags = TSR_TENSOR_FLAG_PARAM;
+    return TSR_OK;
+}
 
 static const tsr_host host_table = {
     .struct_size = sizeof(tsr_host),
@@ -56,6 +81,8 @@ static const tsr_host host_table = {
     .input_positions = tsr__g_input_positions,
     .kv_cache = tsr__g_kv_cache,
     .set_output = tsr__g_set_output,
+    .dequantize_row = tsr__dequantize_row,
+    .checkpoint_tensor = host_checkpoint_tensor,
 };
 
 const tsr_host *tsr__host(void) { return &host_table; }

@@ -200,6 +200,12 @@ const tsr_host *tsr__host(void);
 
 
 
+/* --- formats.c: weight formats ------------------------------------------------------ */
+/* Dequantize row `row` of a weight (ne {K, N}) in any known format. */
+tsr_status tsr__dequantize_row(const tsr_tensor *w, int64_t row, float *dst);
+/* Bytes between rows of a weight in its format; 0 if unknown. */
+size_t tsr__weight_row_bytes(const tsr_tensor *w);
+
 /* --- strmap.c: string -> index hash map (open addressing) -------------------------- */
 typedef struct tsr__strmap tsr__strmap;
 tsr__strmap *tsr__strmap_create(size_t expected);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "model.h"
 
 struct tsr_param_sink {
@@ -142,6 +143,139 @@ static bool ignorable(const char *name)
     return n >= s && strcmp(name + n - s, suffix) == 0;
 }
 
+/* --- quantization ----------------------------------------------------------------- */
+
+/* The run configuration's quantization.* keys that were set, as the JSON
+ * object a quantizer takes (BitsAndBytesConfig/GPTQConfig/... key names). */
+static tsr_status run_quant_config(tsr_model *m, tsr_json **out)
+{
+    json_t *o = json_object();
+    if (!o)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    const char *method = tsr__config_string(m->cfg, "quantization.method");
+    json_object_set_new(o, "quant_method", json_string(method));
+    for (size_t i = 0; i < tsr__config_n_keys; i++) {
+        const tsr__config_key *k = &tsr__config_keys[i];
+        if (strncmp(k->name, "quantization.", 13) || !strcmp(k->name, "quantization.method") ||
+            !tsr__config_is_set(m->cfg, k->name))
+            continue;
+        const char *key = k->name + 13;
+        json_t *v = NULL;
+        switch (k->type) {
+        case TSR__CT_INT: v = json_integer(tsr__config_int(m->cfg, k->name)); break;
+        case TSR__CT_REAL: v = json_real(tsr__config_real(m->cfg, k->name)); break;
+        case TSR__CT_BOOL: v = json_boolean(tsr__config_bool(m->cfg, k->name)); break;
+        case TSR__CT_LIST: case TSR__CT_LIST_OR_SCALAR:
+            v = json_array();
+            for (size_t j = 0; j < tsr__config_list_len(m->cfg, k->name); j++)
+                json_array_append_new(v, json_string(tsr__config_list_at(m->cfg, k->name, j)));
+            break;
+        default: {
+            const char *sv = tsr__config_string(m->cfg, k->name);
+            v = sv ? json_string(sv) : json_null();
+        }
+        }
+        json_object_set_new(o, key, v);
+    }
+    *out = (tsr_json *)o;
+    return TSR_OK;
+}
+
+/* Pick the quantizer: config.json's quantization_config (pre-quantized, as
+ * transformers) or the run's quantization.method (quantize on load). */
+static tsr_status load_quantizer(tsr_model *m)
+{
+    const tsr_json *qc = tsr__json_get(m->config, "quantization_config");
+    const char *run_method = tsr__config_string(m->cfg, "quantization.method");
+    bool run_q = run_method && *run_method && strcmp(run_method, "none") != 0;
+    tsr_status st;
+    if (qc) {
+        if (run_q)
+            tsr__log(TSR_LOG_WARN, "%s is already quantized; the configuration's quantization "
+                     "settings are ignored", m->dir);
+        m->prequantized = true;
+        m->qconfig = (tsr_json *)json_incref((json_t *)qc);
+    } else if (run_q) {
+        if ((st = run_quant_config(m, &m->qconfig)))
+            return st;
+    } else {
+        return TSR_OK;
+    }
+    const char *method = tsr__json_string(tsr__json_get(m->qconfig, "quant_method"), NULL);
+    if (!method)
+        return tsr__error(TSR_ERR_FORMAT, "%s/config.json: quantization_config has no quant_method",
+                          m->dir);
+    tsr__registry *reg = tsr__registry_global();
+    if (!reg)
+        return tsr__error_prefix(TSR_ERR_PLUGIN, "cannot read the plugin registry");
+    if ((st = tsr__registry_find(reg, TSR_PLUGIN_QUANTIZER, method, &m->qdesc)))
+        return tsr__error_prefix(st, "quantization method '%s'", method);
+    m->qvt = m->qdesc->vtable;
+    if ((st = m->qvt->create(tsr__host(), m->qconfig, &m->qstate)))
+        return tsr__error_prefix(st, "quantization config for '%s'", method);
+    return TSR_OK;
+}
+
+static bool is_floating(uint32_t dt)
+{
+    return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16 || dt == TSR_DTYPE_F64;
+}
+
+/* A Linear weight under a quantizer: pre-quantized from the checkpoint's
+ * own layout, or quantized now from the floating weight. */
+static tsr_status bind_quantized(tsr_model *m, tsr__param *p, bool *done)
+{
+    *done = false;
+    size_t nl = strlen(p->name);
+    if (!m->qvt || !(p->flags & TSR_PARAM_LINEAR) || nl < 8 || strcmp(p->name + nl - 7, ".weight"))
+        return TSR_OK;
+    char module[512];
+    snprintf(module, sizeof module, "%.*s", (int)(nl - 7), p->name);
+    if (m->qvt->skip_module && m->qvt->skip_module(m->qstate, module))
+        return TSR_OK;
+    tsr__ckpt_tensor *ct = tsr__checkpoint_find(m->ckpt, p->name);
+    bool stored_float = ct && is_floating(ct->dtype);
+    tsr_status st;
+    p->t.struct_size = sizeof p->t;
+    p->t.name = p->name;
+    p->t.device = -1;
+    p->t.flags = TSR_TENSOR_FLAG_PARAM;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        p->t.ne[d] = d < p->n_dims ? p->ne[d] : 1;
+    if (m->prequantized && !stored_float) {
+        st = m->qvt->load_weight(m->qstate, m->ckpt, module, p->ne, &p->t);
+        if (st)
+            return tsr__error_prefix(st, "%s: module '%s' (%s)", m->dir, module, m->qdesc->name);
+    } else if (!m->prequantized && stored_float) {
+        if (!m->qvt->quantize_weight)
+            return tsr__error(TSR_ERR_UNSUPPORTED, "the %s quantizer cannot quantize on load "
+                              "(it needs a pre-quantized checkpoint)", m->qdesc->name);
+        /* bind as f32 first, quantize, drop the float copy */
+        int saved = m->weights_dtype;
+        m->weights_dtype = TSR_DTYPE_F32;
+        p->flags &= ~(uint32_t)TSR_PARAM_LINEAR;
+        st = bind_param(m, p);
+        m->weights_dtype = saved;
+        if (st)
+            return st;
+        const float *w = p->t.data;
+        tsr_tensor q = p->t;
+        q.data = NULL;
+        q.format_data = NULL;
+        st = m->qvt->quantize_weight(m->qstate, module, w, p->ne, &q);
+        tsr__free(p->owned);
+        p->owned = NULL;
+        if (st)
+            return tsr__error_prefix(st, "quantizing '%s' (%s)", module, m->qdesc->name);
+        p->t = q;
+    } else {
+        return TSR_OK; /* stored unquantized in a quantized checkpoint */
+    }
+    p->quantized = true;
+    *done = true;
+    return TSR_OK;
+}
+
 static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
 {
     tsr_status st = tsr__checkpoint_open(m->dir, &m->ckpt);
@@ -156,8 +290,13 @@ static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
         return sink.st;
     if (st)
         return st;
+    if ((st = load_quantizer(m)))
+        return st;
     for (size_t i = 0; i < m->env.n_params; i++) {
-        if ((st = bind_param(m, &m->env.params[i])))
+        bool done;
+        if ((st = bind_quantized(m, &m->env.params[i], &done)))
+            return st;
+        if (!done && (st = bind_param(m, &m->env.params[i])))
             return st;
         if (opt->progress && opt->progress((float)(i + 1) / (float)m->env.n_params,
                                            opt->progress_user))
@@ -222,13 +361,6 @@ static tsr_status load_model_plugin(tsr_model *m)
     const char *type = tsr__json_string(tsr__json_get(m->config, "model_type"), NULL);
     if (!type)
         return tsr__error(TSR_ERR_FORMAT, "%s/config.json: no \"model_type\" string", m->dir);
-    if (tsr__json_get(m->config, "quantization_config")) {
-        const char *qm = tsr__json_string(
-            tsr__json_get(tsr__json_get(m->config, "quantization_config"), "quant_method"), "?");
-        return tsr__error(TSR_ERR_UNSUPPORTED,
-                          "%s/config.json: quantization_config with quant_method '%s': "
-                          "quantized checkpoints are not supported yet", m->dir, qm);
-    }
     tsr__registry *reg = tsr__registry_global();
     if (!reg)
         return tsr__error_prefix(TSR_ERR_PLUGIN, "cannot read the plugin registry");
@@ -313,9 +445,15 @@ TSR_API void tsr_model_destroy(tsr_model *m)
             m->env.backends[i].vt->destroy(m->env.backends[i].state);
     free(m->env.backends);
     for (size_t i = 0; i < m->env.n_params; i++) {
+        if (m->env.params[i].quantized && m->qvt->release_weight)
+            m->qvt->release_weight(m->qstate, &m->env.params[i].t);
         free(m->env.params[i].name);
         tsr__free(m->env.params[i].owned);
     }
+    if (m->qvt && m->qstate)
+        m->qvt->destroy(m->qstate);
+    if (m->qconfig)
+        tsr__json_free(m->qconfig);
     free(m->env.params);
     tsr__strmap_destroy(m->env.param_index);
     tsr__kv_destroy(m->env.kv);

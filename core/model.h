@@ -22,6 +22,11 @@ struct tsr_model {
     size_t arena_size;
     int64_t n_past;                 /* tokens in the KV cache              */
     int weights_dtype;              /* -1 auto                              */
+    const tsr_quantizer_vtable *qvt;/* quantizer, or NULL                   */
+    void *qstate;
+    const tsr_plugin_desc *qdesc;
+    tsr_json *qconfig;              /* the quantization config it was given */
+    bool prequantized;              /* config.json has quantization_config  */
 };
 
 /* Run `n` tokens through the model after the cached ones.  logits_all:

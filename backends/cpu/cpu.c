@@ -12,10 +12,28 @@ static int is_float(uint32_t t)
     return t == TSR_DTYPE_F32 || t == TSR_DTYPE_F16 || t == TSR_DTYPE_BF16;
 }
 
+/* Weight formats multiplied through host->dequantize_row (the reference
+ * path; native kernels come per format). */
+static int is_weight_format(uint32_t t)
+{
+    switch (t) {
+    case TSR_DTYPE_Q4_0: case TSR_DTYPE_Q4_1: case TSR_DTYPE_Q5_0: case TSR_DTYPE_Q5_1:
+    case TSR_DTYPE_Q8_0: case TSR_DTYPE_Q2_K: case TSR_DTYPE_Q3_K: case TSR_DTYPE_Q4_K:
+    case TSR_DTYPE_Q5_K: case TSR_DTYPE_Q6_K: case TSR_DTYPE_IQ2_XXS: case TSR_DTYPE_IQ2_XS:
+    case TSR_DTYPE_IQ3_XXS: case TSR_DTYPE_IQ1_S: case TSR_DTYPE_IQ4_NL: case TSR_DTYPE_IQ3_S:
+    case TSR_DTYPE_IQ2_S: case TSR_DTYPE_IQ4_XS: case TSR_DTYPE_IQ1_M:
+    case TSR_DTYPE_INT_GROUP: case TSR_DTYPE_CODEBOOK4: case TSR_DTYPE_INT8_ROW:
+        return 1;
+    default:
+        return is_float(t);
+    }
+}
+
 /* innermost dimension contiguous */
 static int unit_stride(const tsr_tensor *t)
 {
-    return t == NULL || t->nb[0] == g_host->dtype_size(t->dtype);
+    size_t es = g_host->dtype_size(t ? t->dtype : 0);
+    return t == NULL || es == 0 || t->nb[0] == es; /* blocks: rows only */
 }
 
 static int cpu_supports(void *state, const tsr_tensor *n)
@@ -27,9 +45,9 @@ static int cpu_supports(void *state, const tsr_tensor *n)
             return 0;
     switch (n->op) {
     case TSR_OP_GET_ROWS:
-        return is_float(a->dtype) && b->dtype == TSR_DTYPE_I32 && n->dtype == TSR_DTYPE_F32;
+        return is_weight_format(a->dtype) && b->dtype == TSR_DTYPE_I32 && n->dtype == TSR_DTYPE_F32;
     case TSR_OP_MUL_MAT:
-        return is_float(a->dtype) && b->dtype == TSR_DTYPE_F32 && n->dtype == TSR_DTYPE_F32 &&
+        return is_weight_format(a->dtype) && b->dtype == TSR_DTYPE_F32 && n->dtype == TSR_DTYPE_F32 &&
                (!n->src[2] || is_float(n->src[2]->dtype));
     case TSR_OP_RMS_NORM: case TSR_OP_LAYER_NORM:
         return a->dtype == TSR_DTYPE_F32 && (!b || is_float(b->dtype)) &&

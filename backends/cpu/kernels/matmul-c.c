@@ -9,6 +9,7 @@ typedef struct mm_job {
     cpu_ctx *c;
     tsr_tensor *t;
     float *scratch;           /* nth rows of K floats */
+    volatile int failed;
 } mm_job;
 
 /* Dot product with 8 independent partial sums (vectorisable without
@@ -40,8 +41,13 @@ static void mm_task(void *ctx, int ith, int nth)
         const float *wr;
         if (w->dtype == TSR_DTYPE_F32) {
             wr = cpu_row(w, n, 0, 0);
-        } else {
+        } else if (w->dtype == TSR_DTYPE_F16 || w->dtype == TSR_DTYPE_BF16) {
             cpu_row_to_f32(j->c->host, w->dtype, cpu_row(w, n, 0, 0), wrow, K);
+            wr = wrow;
+        } else {
+            /* any other weight format: the core's reference dequantizer */
+            if (j->c->host->dequantize_row(w, n, wrow))
+                j->failed = 1;
             wr = wrow;
         }
         if (bias)
@@ -65,7 +71,7 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
         if (!c->scratch)
             return 1;
     }
-    mm_job j = {c, t, c->scratch};
+    mm_job j = {c, t, c->scratch, 0};
     cpu_pool_run(c->pool, mm_task, &j);
-    return 0;
+    return j.failed;
 }

@@ -30,7 +30,10 @@ int cpu_op_get_rows(cpu_ctx *c, tsr_tensor *t)
         int32_t id = ((const int32_t *)ids->data)[i];
         if (id < 0 || id >= tab->ne[1])
             return 1;
-        cpu_row_to_f32(c->host, tab->dtype, cpu_row(tab, id, 0, 0), cpu_row(t, i, 0, 0), tab->ne[0]);
+        if (tab->dtype == TSR_DTYPE_F32 || tab->dtype == TSR_DTYPE_F16 || tab->dtype == TSR_DTYPE_BF16)
+            cpu_row_to_f32(c->host, tab->dtype, cpu_row(tab, id, 0, 0), cpu_row(t, i, 0, 0), tab->ne[0]);
+        else if (c->host->dequantize_row(tab, id, cpu_row(t, i, 0, 0)))
+            return 1;
     }
     return 0;
 }
