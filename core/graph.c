@@ -443,7 +443,7 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             if (g->nodes[i]->is_compute)
                 run[n++] = &g->nodes[i]->t;
             i++;
-            if (env->dump_dir)
+            if (env->dump_dir || env->observer)
                 break;
         }
         st = env->backends[b].vt->compute(env->backends[b].state, run, n);
@@ -453,9 +453,12 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             free(run);
             return st;
         }
-        if (env->dump_dir)
-            for (int k = 0; k < n; k++)
+        for (int k = 0; k < n; k++) {
+            if (env->dump_dir)
                 dump_npy(env->dump_dir, env->step, run[k]);
+            if (env->observer)
+                env->observer(env->observer_user, run[k]);
+        }
     }
     free(run);
     return TSR_OK;

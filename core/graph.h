@@ -54,6 +54,10 @@ typedef struct tsr__graph_env {
     tsr__backend *backends;
     int n_backends;
     const char *dump_dir;   /* write every node as .npy here, or NULL         */
+    /* Called after each node is computed (nodes then run one at a time):
+     * calibration and debugging hooks.  NULL when unused. */
+    void (*observer)(void *user, const tsr_tensor *node);
+    void *observer_user;
     int step;               /* step counter for dump file names               */
 } tsr__graph_env;
 

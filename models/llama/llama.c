@@ -145,10 +145,10 @@ static tsr_status llama_declare(void *state, tsr_param_sink *s)
     for (int l = 0; l < m->n_layer; l++) {
         const char *p = "model.layers";
         D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
-        D_(0, D, q, "%s.%d.self_attn.q_proj.weight", p, l);
-        D_(0, D, kv, "%s.%d.self_attn.k_proj.weight", p, l);
-        D_(0, D, kv, "%s.%d.self_attn.v_proj.weight", p, l);
-        D_(0, q, D, "%s.%d.self_attn.o_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, q, "%s.%d.self_attn.q_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, kv, "%s.%d.self_attn.k_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, kv, "%s.%d.self_attn.v_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, q, D, "%s.%d.self_attn.o_proj.weight", p, l);
         if (m->attn_bias) {
             D_(0, q, 0, "%s.%d.self_attn.q_proj.bias", p, l);
             D_(0, kv, 0, "%s.%d.self_attn.k_proj.bias", p, l);
@@ -157,9 +157,9 @@ static tsr_status llama_declare(void *state, tsr_param_sink *s)
         if (m->o_bias)
             D_(0, D, 0, "%s.%d.self_attn.o_proj.bias", p, l);
         D_(0, D, 0, "%s.%d.post_attention_layernorm.weight", p, l);
-        D_(0, D, F, "%s.%d.mlp.gate_proj.weight", p, l);
-        D_(0, D, F, "%s.%d.mlp.up_proj.weight", p, l);
-        D_(0, F, D, "%s.%d.mlp.down_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, F, "%s.%d.mlp.gate_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, F, "%s.%d.mlp.up_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, F, D, "%s.%d.mlp.down_proj.weight", p, l);
         if (m->mlp_bias) {
             D_(0, F, 0, "%s.%d.mlp.gate_proj.bias", p, l);
             D_(0, F, 0, "%s.%d.mlp.up_proj.bias", p, l);
@@ -168,7 +168,7 @@ static tsr_status llama_declare(void *state, tsr_param_sink *s)
     }
     D_(0, D, 0, "model.norm.weight");
     /* tied: lm_head shares embed_tokens; a stored copy is accepted and ignored */
-    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
 #undef D_
     return TSR_OK;
 }

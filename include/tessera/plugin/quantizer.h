@@ -48,6 +48,12 @@ typedef struct tsr_quantizer_vtable {
     /* The config.json "quantization_config" object as JSON text (malloc'd
      * with host->alloc; the caller frees it with host->free). */
     tsr_status (*save_config)(void *state, char **json);
+    /* Calibration (TSR_QUANT_REQUIRES_CALIBRATION, e.g. GPTQ): called with
+     * each batch of inputs x [K, M] (M rows of K) that reaches `module`
+     * while calibration text runs through the float model, before
+     * quantize_weight is called for it.  Optional. */
+    tsr_status (*observe_input)(void *state, const char *module, const float *x,
+                                int64_t K, int64_t M);
     /* since 1.0: append below. */
 } tsr_quantizer_vtable;
 
