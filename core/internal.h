@@ -101,6 +101,23 @@ tsr__ckpt_tensor *tsr__checkpoint_at(tsr_checkpoint *ck, size_t i);
 /* NULL if absent (no error set). */
 tsr__ckpt_tensor *tsr__checkpoint_find(tsr_checkpoint *ck, const char *name);
 
+/* A checkpoint filled by another reader (GGUF): create it empty, add tensors
+ * (name copied; data and file borrowed), and hand it what must live as long
+ * as it does (a file handle, converted copies); those are freed in reverse
+ * order by tsr__checkpoint_close. */
+tsr_status tsr__checkpoint_create(const char *what, tsr_checkpoint **out);
+tsr_status tsr__checkpoint_add(tsr_checkpoint *ck, const char *name, uint32_t dtype, int n_dims,
+                               const int64_t *shape, const void *data, size_t nbytes,
+                               const char *file);
+tsr_status tsr__checkpoint_adopt(tsr_checkpoint *ck, void *p, void (*free_fn)(void *));
+
+/* --- gguf_model.c: a GGUF file as config.json + checkpoint ----------------------- */
+/* Open a GGUF model: *config gets the Hugging Face config.json equivalent of
+ * its metadata, *ck its tensors under Hugging Face names (q/k rows of llama
+ * un-permuted), *tok its tokenizer (NULL if it has none). */
+tsr_status tsr__gguf_model_open(const char *path, tsr_json **config, tsr_checkpoint **ck,
+                                tsr_tokenizer **tok);
+
 /* --- config.c: the layered run configuration ----------------------------------- */
 /* Typed getters: return the value of the top layer that sets `key` (dotted
  * path, e.g. "generation.top_p"), else the built-in default. */

@@ -278,7 +278,7 @@ static tsr_status bind_quantized(tsr_model *m, tsr__param *p, bool *done)
 
 static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
 {
-    tsr_status st = tsr__checkpoint_open(m->dir, &m->ckpt);
+    tsr_status st = m->ckpt ? TSR_OK : tsr__checkpoint_open(m->dir, &m->ckpt);
     if (st)
         return st;
     m->env.param_index = tsr__strmap_create(256);
@@ -396,13 +396,17 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
         goto fail;
     }
     size_t pl = strlen(path);
-    if (pl > 5 && strcmp(path + pl - 5, ".gguf") == 0) {
-        st = tsr__error(TSR_ERR_UNSUPPORTED, "%s: running GGUF files is not supported yet", path);
-        goto fail;
-    }
+    bool gguf = pl > 5 && strcmp(path + pl - 5, ".gguf") == 0;
     m->dir = tsr__strdup(path);
     const char *dt = tsr__config_string(m->cfg, "dtype");
     m->weights_dtype = (!dt || strcmp(dt, "auto") == 0) ? -1 : tsr__dtype_from_name(dt);
+    if (gguf) {
+        /* a GGUF file: metadata as config.json, tensors under HF names */
+        if ((st = tsr__gguf_model_open(path, &m->config, &m->ckpt, &m->tok)) ||
+            (st = load_model_plugin(m)) || (st = load_weights(m, opt)) || (st = load_backends(m)))
+            goto fail;
+        goto loaded;
+    }
     char *cfg_path = tsr__path_join(path, "config.json");
     st = cfg_path ? tsr__json_load_file(cfg_path, &m->config) : TSR_ERR_NOMEM;
     free(cfg_path);
@@ -416,17 +420,20 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
     free(gen_path);
     if ((st = load_model_plugin(m)) || (st = load_weights(m, opt)) || (st = load_backends(m)))
         goto fail;
+    {
+        char *tok_path = tsr__path_join(path, "tokenizer.json");
+        if (tok_path && tsr__file_exists(tok_path) && (st = tsr_tokenizer_load(path, &m->tok))) {
+            free(tok_path);
+            goto fail;
+        }
+        free(tok_path);
+    }
+loaded:
     if ((st = tsr__kv_create(m->info.n_layer, m->info.n_kv_head, m->info.head_dim, 0, &m->env.kv)))
         goto fail;
     m->env.dump_dir = tsr__config_string(m->cfg, "dump_tensors");
     if (m->env.dump_dir && !*m->env.dump_dir)
         m->env.dump_dir = NULL;
-    char *tok_path = tsr__path_join(path, "tokenizer.json");
-    if (tok_path && tsr__file_exists(tok_path) && (st = tsr_tokenizer_load(path, &m->tok))) {
-        free(tok_path);
-        goto fail;
-    }
-    free(tok_path);
     *out = m;
     return TSR_OK;
 fail:
@@ -523,6 +530,16 @@ TSR_API tsr_status tsr_model_logits(tsr_model *m, const int32_t *ids, size_t n, 
         return tsr__error(TSR_ERR_INVALID_ARG, "tsr_model_logits: invalid arguments");
     tsr__model_reset(m);
     return tsr__model_forward(m, ids, (int)n, 1, out);
+}
+
+TSR_API tsr_status tsr_model_decode(tsr_model *m, const int32_t *ids, size_t n, int reset,
+                                    float *last_logits)
+{
+    if (!m || !ids || !last_logits || n == 0)
+        return tsr__error(TSR_ERR_INVALID_ARG, "tsr_model_decode: invalid arguments");
+    if (reset)
+        tsr__model_reset(m);
+    return tsr__model_forward(m, ids, (int)n, 0, last_logits);
 }
 
 /* --- describe ------------------------------------------------------------------------ */

@@ -34,9 +34,16 @@ typedef struct ck_file {
     tsr__mmap map;
 } ck_file;
 
+typedef struct ck_adopted {
+    void *p;
+    void (*free_fn)(void *);
+} ck_adopted;
+
 struct tsr_checkpoint {
     ck_file *files;
     size_t n_files;
+    ck_adopted *adopted;     /* other sources' handles and copies, freed on close */
+    size_t n_adopted;
     tsr__ckpt_tensor *tensors;
     size_t n_tensors, cap_tensors;
     tsr__strmap *by_name;    /* tensor name -> index into tensors        */
@@ -640,7 +647,51 @@ void tsr__checkpoint_close(tsr_checkpoint *ck)
     tsr__strmap_destroy(ck->by_name);
     free(ck->tensors);
     free(ck->files);
+    for (size_t i = ck->n_adopted; i-- > 0;)
+        ck->adopted[i].free_fn(ck->adopted[i].p);
+    free(ck->adopted);
     free(ck);
+}
+
+/* ---- checkpoints from other sources (GGUF) ------------------------------------------ */
+
+tsr_status tsr__checkpoint_create(const char *what, tsr_checkpoint **out)
+{
+    return checkpoint_new(what, out);
+}
+
+tsr_status tsr__checkpoint_add(tsr_checkpoint *ck, const char *name, uint32_t dtype, int n_dims,
+                               const int64_t *shape, const void *data, size_t nbytes,
+                               const char *file)
+{
+    tsr__ckpt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = tsr__strdup(name);
+    if (!t.name)
+        return tsr__error(TSR_ERR_NOMEM, "%s: out of memory", file);
+    t.dtype = dtype;
+    t.n_dims = n_dims;
+    for (int d = 0; d < n_dims && d < TSR_MAX_DIMS; d++)
+        t.shape[d] = shape[d];
+    t.data = data;
+    t.nbytes = nbytes;
+    t.file = file;
+    tsr_status st = push_tensor(ck, &t);
+    if (st)
+        free((char *)t.name);
+    return st;
+}
+
+tsr_status tsr__checkpoint_adopt(tsr_checkpoint *ck, void *p, void (*free_fn)(void *))
+{
+    ck_adopted *na = realloc(ck->adopted, (ck->n_adopted + 1) * sizeof *na);
+    if (!na) {
+        free_fn(p);
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    }
+    ck->adopted = na;
+    ck->adopted[ck->n_adopted++] = (ck_adopted){p, free_fn};
+    return TSR_OK;
 }
 
 size_t tsr__checkpoint_count(const tsr_checkpoint *ck) { return ck ? ck->n_tensors : 0; }
