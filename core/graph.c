@@ -379,6 +379,36 @@ static void dump_npy(const char *dir, int step, const tsr_tensor *t)
 
 /* --- execution ------------------------------------------------------------------- */
 
+int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, size_t *match_len)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tsr__dmap_entry *e = &map[i];
+        size_t pl = strlen(e->prefix), len;
+        if (strncmp(name, e->prefix, pl) != 0)
+            continue;
+        if (e->lo >= 0) { /* "model.layers.0-15": a layer number in range */
+            char *end;
+            long v = strtol(name + pl, &end, 10);
+            if (end == name + pl || v < e->lo || v > e->hi || (*end && *end != '.'))
+                continue;
+            len = (size_t)(end - name);
+        } else {
+            if (pl && name[pl] && name[pl] != '.' && e->prefix[pl - 1] != '.')
+                continue; /* "model.layers.1" must not match "model.layers.10" */
+            len = pl;
+        }
+        if (best < 0 || len > best_len) {
+            best = e->backend;
+            best_len = len;
+        }
+    }
+    if (match_len)
+        *match_len = best_len;
+    return best;
+}
+
 static tsr_status assign_backends(tsr_graph *g)
 {
     tsr__graph_env *env = g->env;
@@ -386,6 +416,12 @@ static tsr_status assign_backends(tsr_graph *g)
         gnode *n = g->nodes[i];
         if (!n->is_compute)
             continue;
+        /* the device map's choice first, then the backends list in order */
+        int pref = env->n_dmap ? tsr__dmap_lookup(env->dmap, env->n_dmap, n->t.name, NULL) : -1;
+        if (pref >= 0 && env->backends[pref].vt->supports(env->backends[pref].state, &n->t)) {
+            n->t.backend = (uint32_t)pref;
+            continue;
+        }
         int b = 0;
         for (; b < env->n_backends; b++)
             if (env->backends[b].vt->supports(env->backends[b].state, &n->t))

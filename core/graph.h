@@ -45,6 +45,19 @@ typedef struct tsr__kv_cache {
     tsr_tensor *kt, *vt;    /* [n_layer] leaves describing them               */
 } tsr__kv_cache;
 
+/* One device_map entry: module-name prefix (optionally with a layer range
+ * "model.layers.0-15") -> backend index. */
+typedef struct tsr__dmap_entry {
+    char *prefix;           /* text before the range, or the whole prefix      */
+    long lo, hi;            /* layer range; lo < 0: plain prefix               */
+    int backend;
+    char *device;           /* as written ("cuda:0", "cpu", "onednn")          */
+} tsr__dmap_entry;
+
+/* The backend the device map prefers for a node or weight name (longest
+ * matching prefix), or -1. */
+int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, size_t *match_len);
+
 /* What a graph needs from the model being run. */
 typedef struct tsr__graph_env {
     tsr__param *params;
@@ -53,6 +66,8 @@ typedef struct tsr__graph_env {
     tsr__kv_cache *kv;
     tsr__backend *backends;
     int n_backends;
+    tsr__dmap_entry *dmap;  /* device_map as a mapping, or NULL               */
+    size_t n_dmap;
     const char *dump_dir;   /* write every node as .npy here, or NULL         */
     /* Called after each node is computed (nodes then run one at a time):
      * calibration and debugging hooks.  NULL when unused. */

@@ -137,10 +137,15 @@ tsr_status tsr__param_sink_declare(tsr_param_sink *sink, const char *hf_name, in
  * inv_freq buffer). */
 static bool ignorable(const char *name)
 {
+    /* RoPE's cached frequencies (old Llama), GPT-2's causal-mask buffers */
+    static const char *const suffixes[] = {"rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias"};
     size_t n = strlen(name);
-    const char *suffix = "rotary_emb.inv_freq";
-    size_t s = strlen(suffix);
-    return n >= s && strcmp(name + n - s, suffix) == 0;
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t s = strlen(suffixes[i]);
+        if (n >= s && strcmp(name + n - s, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* --- quantization ----------------------------------------------------------------- */
@@ -354,6 +359,80 @@ static tsr_status load_backends(tsr_model *m)
     return TSR_OK;
 }
 
+/* --- device map ------------------------------------------------------------------------ */
+
+/* The loaded backend a device name stands for: a backend's own name
+ * ("onednn"), or a device kind ("cpu", "disk" -> the cpu backend;
+ * "cuda:0" -> cuda). */
+static int device_backend(const tsr_model *m, const char *dev)
+{
+    char kind[64];
+    snprintf(kind, sizeof kind, "%s", dev);
+    char *colon = strchr(kind, ':');
+    if (colon)
+        *colon = 0;
+    if (!strcmp(kind, "disk"))
+        strcpy(kind, "cpu");
+    for (int b = 0; b < m->env.n_backends; b++)
+        if (!strcmp(m->env.backends[b].name, kind))
+            return b;
+    return -1;
+}
+
+static tsr_status load_device_map(tsr_model *m)
+{
+    size_t n = tsr__config_map_len(m->cfg, "device_map");
+    if (n == 0) {
+        /* a strategy or a single device */
+        const char *s = tsr__config_string(m->cfg, "device_map");
+        if (!s || !strcmp(s, "auto") || !strcmp(s, "balanced") || !strcmp(s, "balanced_low_0") ||
+            !strcmp(s, "sequential"))
+            return TSR_OK; /* host backends only: the backends list decides */
+        int b = device_backend(m, s);
+        if (b < 0)
+            return tsr__error(TSR_ERR_CONFIG, "device_map '%s': no loaded backend provides this "
+                              "device (check 'backends:' and `tessera plugins`)", s);
+        n = 1;
+        m->env.dmap = calloc(1, sizeof *m->env.dmap);
+        if (!m->env.dmap)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory");
+        m->env.dmap[0] = (tsr__dmap_entry){tsr__strdup(""), -1, -1, b, tsr__strdup(s)};
+        m->env.n_dmap = 1;
+        return TSR_OK;
+    }
+    m->env.dmap = calloc(n, sizeof *m->env.dmap);
+    if (!m->env.dmap)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *key = tsr__config_map_key(m->cfg, "device_map", i);
+        const char *dev = tsr__config_map_value(m->cfg, "device_map", i);
+        int b = device_backend(m, dev);
+        if (b < 0)
+            return tsr__error(TSR_ERR_CONFIG, "device_map: '%s: %s': no loaded backend provides "
+                              "device '%s' (check 'backends:' and `tessera plugins`)", key, dev, dev);
+        tsr__dmap_entry *e = &m->env.dmap[m->env.n_dmap++];
+        e->lo = e->hi = -1;
+        e->backend = b;
+        e->device = tsr__strdup(dev);
+        /* "prefix.N-M": a layer range */
+        const char *dot = strrchr(key, '.');
+        long lo, hi;
+        int used = 0;
+        if (dot && sscanf(dot + 1, "%ld-%ld%n", &lo, &hi, &used) == 2 && dot[1 + used] == 0 &&
+            lo <= hi) {
+            e->prefix = tsr__strdup(key);
+            e->prefix[dot + 1 - key] = 0;
+            e->lo = lo;
+            e->hi = hi;
+        } else {
+            e->prefix = tsr__strdup(key);
+        }
+        if (!e->prefix || !e->device)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    }
+    return TSR_OK;
+}
+
 /* --- load -------------------------------------------------------------------------- */
 
 static tsr_status load_model_plugin(tsr_model *m)
@@ -429,6 +508,8 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
         free(tok_path);
     }
 loaded:
+    if ((st = load_device_map(m)))
+        goto fail;
     if ((st = tsr__kv_create(m->info.n_layer, m->info.n_kv_head, m->info.head_dim, 0, &m->env.kv)))
         goto fail;
     m->env.dump_dir = tsr__config_string(m->cfg, "dump_tensors");
@@ -451,6 +532,11 @@ TSR_API void tsr_model_destroy(tsr_model *m)
         if (m->env.backends[i].vt->destroy)
             m->env.backends[i].vt->destroy(m->env.backends[i].state);
     free(m->env.backends);
+    for (size_t i = 0; i < m->env.n_dmap; i++) {
+        free(m->env.dmap[i].prefix);
+        free(m->env.dmap[i].device);
+    }
+    free(m->env.dmap);
     for (size_t i = 0; i < m->env.n_params; i++) {
         if (m->env.params[i].quantized && m->qvt->release_weight)
             m->qvt->release_weight(m->qstate, &m->env.params[i].t);
@@ -577,7 +663,29 @@ TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
     sb_printf(&b, "backends: [");
     for (int i = 0; i < m->env.n_backends; i++)
         sb_printf(&b, "%s%s", i ? ", " : "", m->env.backends[i].name);
-    sb_printf(&b, "]\ndevice_map: {\"\": cpu}\n");
+    sb_printf(&b, "]\nhf_device_map:\n");
+    /* per top-level module, as accelerate's hf_device_map lists them */
+    char last[256] = "";
+    for (size_t i = 0; i < m->env.n_params; i++) {
+        const char *name = m->env.params[i].name;
+        char mod[256];
+        int layer;
+        size_t off = 0;
+        if (sscanf(name, "model.layers.%d.%zn", &layer, &off) == 1 && off)
+            snprintf(mod, sizeof mod, "model.layers.%d", layer);
+        else {
+            snprintf(mod, sizeof mod, "%s", name);
+            char *d = strrchr(mod, '.');
+            if (d)
+                *d = 0;
+        }
+        if (!strcmp(mod, last))
+            continue;
+        snprintf(last, sizeof last, "%s", mod);
+        int bk = m->env.n_dmap ? tsr__dmap_lookup(m->env.dmap, m->env.n_dmap, name, NULL) : -1;
+        sb_printf(&b, "  %s: %s\n", mod, bk >= 0 ? m->env.backends[bk].name
+                                                 : m->env.backends[0].name);
+    }
     size_t bytes = 0;
     for (size_t i = 0; i < m->env.n_params; i++)
         if (m->env.params[i].t.data)

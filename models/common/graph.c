@@ -1,0 +1,157 @@
+/* models/common/graph.c - graph-building helpers shared by model plugins. */
+#include <stdarg.h>
+#include <stdio.h>
+#include "graph.h"
+
+tsr_status mb_decl(const tsr_host *H, tsr_param_sink *s, uint32_t flags, int64_t d0, int64_t d1,
+                   const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t ne[2] = {d0, d1};
+    return H->declare_param(s, name, d1 ? 2 : 1, ne, flags);
+}
+
+tsr_status mb_decl_linear(const tsr_host *H, tsr_param_sink *s, int64_t in, int64_t out, int bias,
+                          const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    tsr_status st = mb_decl(H, s, 0, in, out, "%s.weight", name);
+    if (!st && bias)
+        st = mb_decl(H, s, 0, out, 0, "%s.bias", name);
+    return st;
+}
+
+const char *mb_nm(mb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->name, sizeof b->name, fmt, ap);
+    va_end(ap);
+    return b->name;
+}
+
+tsr_tensor *mb_w(mb *b, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    tsr_tensor *t = b->H->param(b->g, name);
+    if (!t)
+        b->fail = 1;
+    return t;
+}
+
+tsr_tensor *mb_linear(mb *b, tsr_tensor *x, tsr_tensor *w, tsr_tensor *bias, const char *name)
+{
+    if (!x || !w)
+        return NULL;
+    int64_t ne[2] = {w->ne[1], x->ne[1]};
+    tsr_tensor *src[3] = {w, x, bias};
+    return b->H->node(b->g, TSR_OP_MUL_MAT, TSR_DTYPE_F32, 2, ne, src, 3, NULL, 0, name);
+}
+
+tsr_tensor *mb_op(mb *b, tsr_op op, tsr_tensor *x, tsr_tensor *y, const int32_t *p, int np,
+                  const char *name)
+{
+    if (!x)
+        return NULL;
+    tsr_tensor *src[2] = {x, y};
+    return b->H->node(b->g, op, TSR_DTYPE_F32, 4, x->ne, src, y ? 2 : 1, p, np, name);
+}
+
+tsr_tensor *mb_rms_norm(mb *b, tsr_tensor *x, tsr_tensor *w, float eps, float offset, const char *name)
+{
+    int32_t p[2];
+    tsr_param_set_f(p, 0, eps);
+    tsr_param_set_f(p, 1, offset);
+    return mb_op(b, TSR_OP_RMS_NORM, x, w, p, 2, name);
+}
+
+tsr_tensor *mb_layer_norm(mb *b, tsr_tensor *x, tsr_tensor *w, tsr_tensor *bias, float eps,
+                          const char *name)
+{
+    if (!x)
+        return NULL;
+    int32_t p[1];
+    tsr_param_set_f(p, 0, eps);
+    tsr_tensor *src[3] = {x, w, bias};
+    return b->H->node(b->g, TSR_OP_LAYER_NORM, TSR_DTYPE_F32, 4, x->ne, src, 3, p, 1, name);
+}
+
+tsr_tensor *mb_view3(mb *b, tsr_tensor *x, int64_t d0, int64_t d1, int64_t d2, const size_t *nb,
+                     size_t offset, const char *name)
+{
+    if (!x)
+        return NULL;
+    int64_t ne[3] = {d0, d1, d2};
+    return b->H->view(b->g, x, 3, ne, nb, offset, name);
+}
+
+tsr_tensor *mb_rows(mb *b, tsr_tensor *x, int64_t r0, int64_t n, const char *name)
+{
+    if (!x)
+        return NULL;
+    int64_t ne[2] = {n, x->ne[1]};
+    size_t nb[2] = {x->nb[0], x->nb[1]};
+    return b->H->view(b->g, x, 2, ne, nb, (size_t)r0 * x->nb[0], name);
+}
+
+tsr_tensor *mb_last(mb *b, tsr_tensor *x, const char *name)
+{
+    if (!x)
+        return NULL;
+    int64_t ne[2] = {x->ne[0], 1};
+    return b->H->view(b->g, x, 2, ne, NULL, (size_t)(x->ne[1] - 1) * x->nb[1], name);
+}
+
+tsr_tensor *mb_attention(mb *b, int l, const char *pre, tsr_tensor *q, tsr_tensor *k, tsr_tensor *v,
+                         const mb_attn *a)
+{
+    const tsr_host *H = b->H;
+    tsr_graph *g = b->g;
+    if (!q || !k || !v)
+        return NULL;
+    /* q, k = apply_rotary_pos_emb(q, k, cos, sin) */
+    if (a->freq) {
+        int32_t rp[3] = {0, a->rope_dim, 0};
+        tsr_param_set_f(rp, 2, a->rope_scale);
+        tsr_tensor *rs[3] = {q, a->pos, a->freq};
+        q = H->node(g, TSR_OP_ROPE, TSR_DTYPE_F32, 3, q->ne, rs, 3, rp, 3, mb_nm(b, "%s.q_rope", pre));
+        rs[0] = k;
+        k = H->node(g, TSR_OP_ROPE, TSR_DTYPE_F32, 3, k->ne, rs, 3, rp, 3, mb_nm(b, "%s.k_rope", pre));
+        if (!q || !k)
+            return NULL;
+    }
+    /* past_key_values.update(key_states, value_states, layer_idx) */
+    tsr_tensor *kc = H->kv_cache(g, l, 0), *vc = H->kv_cache(g, l, 1);
+    if (!kc || !vc)
+        return NULL;
+    int32_t sp[1] = {a->n_past};
+    tsr_tensor *ks[2] = {k, kc}, *vs[2] = {v, vc};
+    kc = H->node(g, TSR_OP_KV_STORE, TSR_DTYPE_F32, 3, kc->ne, ks, 2, sp, 1, mb_nm(b, "%s.k_cache", pre));
+    vc = H->node(g, TSR_OP_KV_STORE, TSR_DTYPE_F32, 3, vc->ne, vs, 2, sp, 1, mb_nm(b, "%s.v_cache", pre));
+    if (!kc || !vc)
+        return NULL;
+    /* eager_attention_forward: softmax(q k^T * scaling + causal mask) v */
+    int64_t N = q->ne[2];
+    int32_t ap[4] = {a->n_past + (int32_t)N, 0, a->window, 0};
+    tsr_param_set_f(ap, 1, a->scale);
+    tsr_param_set_f(ap, 3, a->softcap);
+    tsr_tensor *as[4] = {q, kc, vc, a->pos};
+    tsr_tensor *o = H->node(g, TSR_OP_ATTENTION, TSR_DTYPE_F32, 3, q->ne, as, 4, ap, 4,
+                            mb_nm(b, "%s.attention", pre));
+    if (!o)
+        return NULL;
+    int64_t flat[2] = {q->ne[0] * q->ne[1], N};
+    return H->view(g, o, 2, flat, NULL, 0, mb_nm(b, "%s.attn_flat", pre));
+}

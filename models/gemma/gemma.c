@@ -1,0 +1,219 @@
+/* models/gemma/gemma.c - Gemma (transformers' modeling_gemma.py,
+ * GemmaForCausalLM): Llama-like blocks with RMSNorm scaling by (1 + weight),
+ * GeGLU MLP (gelu_pytorch_tanh), embeddings multiplied by sqrt(hidden_size)
+ * rounded to the embedding dtype, head_dim from config.json, and lm_head
+ * tied to the embeddings.
+ * Shapes use ne[] order: "[D, N]" is N rows of D values (PyTorch [N, D]). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+#include "rope.h"
+
+static const tsr_host *H;
+
+typedef struct gemma {
+    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
+    int64_t n_ctx_train;
+    float eps;
+    int attn_bias, tied, gelu_tanh;
+    rope_cfg rope;
+} gemma;
+
+static tsr_status gemma_create(const tsr_host *host, const tsr_json *c, void **state)
+{
+    H = host;
+    gemma *m = calloc(1, sizeof *m);
+    if (!m)
+        return H->set_error(TSR_ERR_NOMEM, "gemma: out of memory");
+    tsr_status st = TSR_OK;
+    m->n_embd = (int)H->json_int(H->json_get(c, "hidden_size"), 0);
+    m->n_ff = (int)H->json_int(H->json_get(c, "intermediate_size"), 0);
+    m->n_layer = (int)H->json_int(H->json_get(c, "num_hidden_layers"), 0);
+    m->n_head = (int)H->json_int(H->json_get(c, "num_attention_heads"), 0);
+    m->n_kv_head = (int)H->json_int(H->json_get(c, "num_key_value_heads"), m->n_head);
+    m->n_vocab = (int)H->json_int(H->json_get(c, "vocab_size"), 0);
+    const tsr_json *hd = H->json_get(c, "head_dim");
+    m->head_dim = hd && H->json_type(hd) == TSR_JSON_INT ? (int)H->json_int(hd, 0)
+                                                          : (m->n_head > 0 ? m->n_embd / m->n_head : 0);
+    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "vocab_size", "head_dim"};
+    int vals[] = {m->n_embd, m->n_ff, m->n_layer, m->n_head, m->n_kv_head, m->n_vocab, m->head_dim};
+    for (int i = 0; i < 7 && !st; i++)
+        if (vals[i] <= 0)
+            st = H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer", keys[i]);
+    if (!st && m->n_head % m->n_kv_head)
+        st = H->set_error(TSR_ERR_FORMAT, "config.json: num_attention_heads (%d) is not a multiple of "
+                          "num_key_value_heads (%d)", m->n_head, m->n_kv_head);
+    if (st)
+        goto fail;
+    m->n_ctx_train = H->json_int(H->json_get(c, "max_position_embeddings"), 8192);
+    m->eps = (float)H->json_real(H->json_get(c, "rms_norm_eps"), 1e-6);
+    m->attn_bias = H->json_bool(H->json_get(c, "attention_bias"), 0);
+    m->tied = H->json_bool(H->json_get(c, "tie_word_embeddings"), 1);
+    /* hidden_activation (older configs) wins over hidden_act; GemmaConfig
+     * maps the released checkpoints' legacy "gelu" to the tanh form */
+    const tsr_json *ha = H->json_get(c, "hidden_activation");
+    const char *act = ha && H->json_type(ha) == TSR_JSON_STRING
+                          ? H->json_string(ha, "")
+                          : H->json_string(H->json_get(c, "hidden_act"), "gelu_pytorch_tanh");
+    if (!strcmp(act, "gelu_pytorch_tanh") || !strcmp(act, "gelu") || !strcmp(act, "gelu_new"))
+        m->gelu_tanh = 1;
+    else {
+        st = H->set_error(TSR_ERR_UNSUPPORTED, "config.json: hidden_act '%s' is not supported by the gemma "
+                          "plugin (gelu_pytorch_tanh)", act);
+        goto fail;
+    }
+    if ((st = rope_parse(H, c, m->head_dim, &m->rope)))
+        goto fail;
+    *state = m;
+    return TSR_OK;
+fail:
+    free(m);
+    return st;
+}
+
+static void gemma_destroy(void *state) { free(state); }
+
+static tsr_status gemma_info(void *state, tsr_model_info *out)
+{
+    gemma *m = state;
+    out->n_layer = m->n_layer;
+    out->n_kv_head = m->n_kv_head;
+    out->head_dim = m->head_dim;
+    out->n_vocab = m->n_vocab;
+    out->n_embd = m->n_embd;
+    out->n_ctx_train = (int32_t)m->n_ctx_train;
+    return TSR_OK;
+}
+
+static tsr_status gemma_declare(void *state, tsr_param_sink *s)
+{
+    gemma *m = state;
+    int64_t D = m->n_embd, F = m->n_ff, q = (int64_t)m->n_head * m->head_dim,
+            kv = (int64_t)m->n_kv_head * m->head_dim;
+    tsr_status st;
+#define D_(...) do { if ((st = mb_decl(H, s, __VA_ARGS__))) return st; } while (0)
+#define L_(...) do { if ((st = mb_decl_linear(H, s, __VA_ARGS__))) return st; } while (0)
+    D_(0, D, m->n_vocab, "model.embed_tokens.weight");
+    for (int l = 0; l < m->n_layer; l++) {
+        const char *p = "model.layers";
+        D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
+        L_(D, q, m->attn_bias, "%s.%d.self_attn.q_proj", p, l);
+        L_(D, kv, m->attn_bias, "%s.%d.self_attn.k_proj", p, l);
+        L_(D, kv, m->attn_bias, "%s.%d.self_attn.v_proj", p, l);
+        L_(q, D, m->attn_bias, "%s.%d.self_attn.o_proj", p, l);
+        D_(0, D, 0, "%s.%d.post_attention_layernorm.weight", p, l);
+        L_(D, F, 0, "%s.%d.mlp.gate_proj", p, l);
+        L_(D, F, 0, "%s.%d.mlp.up_proj", p, l);
+        L_(F, D, 0, "%s.%d.mlp.down_proj", p, l);
+    }
+    D_(0, D, 0, "model.norm.weight");
+    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+#undef D_
+#undef L_
+    return TSR_OK;
+}
+
+static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
+{
+    gemma *m = state;
+    mb b = {H, g, 0, ""};
+    int64_t N = batch->n_tokens, hd = m->head_dim;
+    tsr_tensor *pos = H->input_positions(g);
+    float inv[ROPE_MAX_HALF], attn_factor;
+    rope_inv_freq(&m->rope, batch->n_past + N, inv, &attn_factor);
+    int64_t nf = m->rope.dim / 2;
+    tsr_tensor *freq = H->constant(g, TSR_DTYPE_F32, 1, &nf, inv, "rope.inv_freq");
+
+    /* hidden_states = embed_tokens(input_ids) * embed_scale, where
+     * embed_scale = hidden_size ** 0.5 cast to the weight's dtype (55.4256
+     * becomes 55.5 in bfloat16, as transformers does) */
+    tsr_tensor *emb = mb_w(&b, "model.embed_tokens.weight");
+    int64_t ne[2] = {m->n_embd, N};
+    tsr_tensor *src[2] = {emb, H->input_ids(g)};
+    tsr_tensor *x = emb ? H->node(g, TSR_OP_GET_ROWS, TSR_DTYPE_F32, 2, ne, src, 2, NULL, 0,
+                                  "model.embed_tokens") : NULL;
+    float norm = sqrtf((float)m->n_embd);
+    if (emb && emb->dtype == TSR_DTYPE_BF16)
+        norm = H->bf16_to_f32(H->f32_to_bf16(norm));
+    else if (emb && emb->dtype == TSR_DTYPE_F16)
+        norm = H->f16_to_f32(H->f32_to_f16(norm));
+    int32_t sp[1];
+    tsr_param_set_f(sp, 0, norm);
+    x = mb_op(&b, TSR_OP_SCALE, x, NULL, sp, 1, "model.embed_scale");
+
+    for (int l = 0; l < m->n_layer && x && !b.fail; l++) {
+        char pre[64], ap[80];
+        snprintf(pre, sizeof pre, "model.layers.%d", l);
+        snprintf(ap, sizeof ap, "%s.self_attn", pre);
+        /* GemmaRMSNorm: x * rsqrt(mean(x^2) + eps) * (1 + weight) */
+        tsr_tensor *h = mb_rms_norm(&b, x, mb_w(&b, "%s.input_layernorm.weight", pre), m->eps, 1.0f,
+                                    mb_nm(&b, "%s.input_layernorm", pre));
+        tsr_tensor *qkv[3];
+        const char *qn[3] = {"q_proj", "k_proj", "v_proj"};
+        for (int i = 0; i < 3; i++) {
+            qkv[i] = mb_linear(&b, h, mb_w(&b, "%s.%s.weight", ap, qn[i]),
+                               m->attn_bias ? mb_w(&b, "%s.%s.bias", ap, qn[i]) : NULL,
+                               mb_nm(&b, "%s.%s", ap, qn[i]));
+            qkv[i] = mb_view3(&b, qkv[i], hd, i ? m->n_kv_head : m->n_head, N, NULL, 0,
+                              mb_nm(&b, "%s.%s_heads", ap, qn[i]));
+        }
+        /* scaling = head_dim ** -0.5 */
+        mb_attn at = {pos, freq, m->rope.dim, attn_factor, 1.0f / sqrtf((float)hd), 0, 0.0f, batch->n_past};
+        tsr_tensor *a = mb_attention(&b, l, ap, qkv[0], qkv[1], qkv[2], &at);
+        tsr_tensor *o = mb_linear(&b, a, mb_w(&b, "%s.o_proj.weight", ap),
+                                  m->attn_bias ? mb_w(&b, "%s.o_proj.bias", ap) : NULL, mb_nm(&b, "%s.o_proj", ap));
+        x = o ? mb_op(&b, TSR_OP_ADD, x, o, NULL, 0, mb_nm(&b, "%s.attn_residual", pre)) : NULL;
+        /* GemmaMLP: down_proj(gelu_tanh(gate_proj(x)) * up_proj(x)) */
+        h = mb_rms_norm(&b, x, mb_w(&b, "%s.post_attention_layernorm.weight", pre), m->eps, 1.0f,
+                        mb_nm(&b, "%s.post_attention_layernorm", pre));
+        tsr_tensor *gt = mb_linear(&b, h, mb_w(&b, "%s.mlp.gate_proj.weight", pre), NULL,
+                                   mb_nm(&b, "%s.mlp.gate_proj", pre));
+        tsr_tensor *up = mb_linear(&b, h, mb_w(&b, "%s.mlp.up_proj.weight", pre), NULL,
+                                   mb_nm(&b, "%s.mlp.up_proj", pre));
+        int32_t gp[1] = {m->gelu_tanh};
+        tsr_tensor *act = up ? mb_op(&b, TSR_OP_GEGLU, gt, up, gp, 1, mb_nm(&b, "%s.mlp.act", pre)) : NULL;
+        tsr_tensor *dn = mb_linear(&b, act, mb_w(&b, "%s.mlp.down_proj.weight", pre), NULL,
+                                   mb_nm(&b, "%s.mlp.down_proj", pre));
+        x = dn ? mb_op(&b, TSR_OP_ADD, x, dn, NULL, 0, mb_nm(&b, "%s.mlp_residual", pre)) : NULL;
+    }
+    if (!x || b.fail)
+        return TSR_ERR_NOT_FOUND; /* the host has set the error */
+    x = mb_rms_norm(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 1.0f, "model.norm");
+    if (x && !batch->logits_all && N > 1)
+        x = mb_last(&b, x, "model.norm.last");
+    tsr_tensor *head = m->tied ? emb : mb_w(&b, "lm_head.weight");
+    tsr_tensor *logits = mb_linear(&b, x, head, NULL, "lm_head");
+    if (!logits || b.fail)
+        return TSR_ERR_NOT_FOUND;
+    H->set_output(g, logits);
+    return TSR_OK;
+}
+
+static int gemma_probe(const tsr_host *host, char *why, size_t len)
+{
+    (void)host;
+    (void)why;
+    (void)len;
+    return 1;
+}
+
+static const tsr_model_vtable gemma_vtable = {
+    .struct_size = sizeof(tsr_model_vtable),
+    .create = gemma_create,
+    .destroy = gemma_destroy,
+    .info = gemma_info,
+    .declare_params = gemma_declare,
+    .build = gemma_build,
+};
+
+static const tsr_plugin_desc gemma_desc = TSR_PLUGIN_DESC_INIT(
+    TSR_PLUGIN_MODEL, "gemma", "0.1.0", "Gemma (GemmaForCausalLM)", gemma_probe, &gemma_vtable);
+
+TSR_PLUGIN_DEFINE_ENTRY
+{
+    H = host;
+    return &gemma_desc;
+}
