@@ -342,8 +342,12 @@ static void dump_npy(const char *dir, int step, const tsr_tensor *t)
     char path[4096];
     snprintf(path, sizeof path, "%s/step%03d.%s.npy", dir, step, t->name);
     FILE *f = fopen(path, "wb");
+    if (!f && errno == ENOENT && mkdir(dir, 0777) == 0)
+        f = fopen(path, "wb"); /* first dump: create the folder */
     if (!f) {
-        tsr__log(TSR_LOG_WARN, "cannot write tensor dump %s: %s", path, strerror(errno));
+        static _Thread_local int warned;
+        if (!warned++)
+            tsr__log(TSR_LOG_WARN, "cannot write tensor dumps into %s: %s", dir, strerror(errno));
         return;
     }
     int nd = TSR_MAX_DIMS;

@@ -177,14 +177,15 @@ static tsr_status llama_declare(void *state, tsr_param_sink *s)
 
 typedef struct gb {
     tsr_graph *g;
-    char name[160];
+    char name[160];         /* node names (NAME)                         */
+    char wname[160];        /* weight names (W), apart: both appear in one call */
     int fail;
 } gb;
 
 static const char *nm(gb *b, const char *fmt, int l)
 {
-    snprintf(b->name, sizeof b->name, fmt, l);
-    return b->name;
+    snprintf(b->wname, sizeof b->wname, fmt, l);
+    return b->wname;
 }
 
 static tsr_tensor *W(gb *b, const char *fmt, int l)
@@ -234,7 +235,7 @@ static tsr_tensor *reshape(gb *b, tsr_tensor *x, int64_t d0, int64_t d1, int64_t
 static tsr_status llama_build(void *state, tsr_graph *g, const tsr_batch *batch)
 {
     llama *m = state;
-    gb b = {g, "", 0};
+    gb b = {g, "", "", 0};
     int64_t N = batch->n_tokens, hd = m->head_dim;
     tsr_tensor *pos = H->input_positions(g);
 
