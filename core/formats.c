@@ -63,6 +63,8 @@ tsr_status tsr__dequantize_row(const tsr_tensor *w, int64_t row, float *dst)
             int64_t g;
             if (f->axis == 0)
                 g = (row * K + k) % C;
+            else if (f->n_groups_per_row == 0)
+                g = (row * K + k) / f->group_size;
             else
                 g = row * f->n_groups_per_row + (f->g_idx ? f->g_idx[k] : k / f->group_size);
             float code = (float)get_bits(q, k * f->bits, f->bits);

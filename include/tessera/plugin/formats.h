@@ -41,7 +41,9 @@ enum {
 /* TSR_DTYPE_INT_GROUP (GPTQ, AWQ, HQQ):
  *   w[n][k] = (q[n][k] - zero[g]) * scale[g]
  * axis 1: g = n * n_groups_per_row + group_of(k), group_of(k) = g_idx[k]
- *         when g_idx (act-order) is set, else k / group_size;
+ *         when g_idx (act-order) is set, else k / group_size; with
+ *         n_groups_per_row == 0 groups run over the flattened weight
+ *         instead (HQQ when group_size does not divide K): g = (n*K + k) / group_size;
  * axis 0 (HQQ axis=0): with f = n*K + k and C = N*K / group_size, g = f % C.
  * Codes are bit-packed little-endian along each row: code k of row n is the
  * `bits` bits starting at bit k*bits of row n, rows row_bytes apart
