@@ -313,10 +313,6 @@ static void phi3_rope_factors(gm *m)
 
 static void gguf_free(void *p) { tsr__gguf_close(p); }
 
-/* Provided by core/tokenizer_gguf.c (weak until it lands). */
-tsr_status tsr__tokenizer_from_gguf(const tsr__gguf *g, const char *path, tsr_tokenizer **out)
-    __attribute__((weak));
-
 tsr_status tsr__gguf_model_open(const char *path, tsr_json **config, tsr_checkpoint **ck,
                                 tsr_tokenizer **tok)
 {
@@ -349,7 +345,7 @@ tsr_status tsr__gguf_model_open(const char *path, tsr_json **config, tsr_checkpo
     for (size_t i = 0; i < tsr__gguf_tensor_count(m.g); i++)
         if ((st = map_tensor(&m, tsr__gguf_tensor_at(m.g, i))))
             goto fail;
-    if (tsr__gguf_find(m.g, "tokenizer.ggml.tokens") && tsr__tokenizer_from_gguf &&
+    if (tsr__gguf_find(m.g, "tokenizer.ggml.tokens") &&
         (st = tsr__tokenizer_from_gguf(m.g, path, tok)))
         goto fail;
     *config = (tsr_json *)m.cfg;

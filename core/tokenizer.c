@@ -1244,7 +1244,8 @@ tsr_status tsr__tokenizer_finish(tsr_tokenizer *tok)
         if ((size_t)a->id + 1 > tok->n_ids)
             tok->n_ids = (size_t)a->id + 1;
     }
-    qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
+    if (tok->n_added) /* qsort(NULL, 0) is undefined */
+        qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
     for (int b = 0; b < 256; b++) {
         free(tok->added_by_byte[b]);
         tok->added_by_byte[b] = NULL;

@@ -15,7 +15,7 @@
  *
  * Files: tokenizer.c (public API, pipeline, steps), tokenizer_model.c (hash
  * maps, BPE, WordPiece, Unigram), tokenizer_json.c (tokenizer.json reader),
- * tokenizer_build.c (the builder).
+ * tokenizer_build.c (the builder), tokenizer_gguf.c (GGUF metadata -> builder).
  *
  * Thread-safety: a built tokenizer is immutable; encode/decode allocate
  * their scratch per call, so one tokenizer may be shared by threads.
@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "gguf.h"
 #include "internal.h"
 
 /* --- the builder: a tokenizer from plain arrays (e.g. GGUF metadata) ---------- */
@@ -71,6 +72,16 @@ typedef struct tsr__tok_spec {
                                       with n_merges == 0 merges by scores instead   */
     tsr__tok_pre_kind pre;
     const char *pre_regex;         /* for TSR__TOK_PRE_REGEX                        */
+    const char *const *pre_regexes; /* TSR__TOK_PRE_REGEX with several patterns: a
+                                      Hugging Face Sequence of Split(Isolated) steps
+                                      applied in order, each to the pieces of the
+                                      one before; used instead of pre_regex when
+                                      n_pre_regexes > 0                            */
+    size_t n_pre_regexes;
+    bool ignore_merges;            /* BPE: a word that is a whole token is taken as
+                                      it is, without merging (Llama-3, Tekken)     */
+    bool spm_no_prefix;            /* TSR__TOK_PRE_SPM: no U+2581 prepended (GGUF
+                                      tokenizer.ggml.add_space_prefix = false)     */
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 if none                          */
     bool add_bos, add_eos;         /* added with TSR_TOKENIZE_ADD_SPECIAL           */
     bool byte_fallback;            /* BPE/Unigram: unknown bytes as <0xXX> tokens   */
@@ -87,6 +98,15 @@ typedef struct tsr__tok_spec {
  * path).  Free with tsr_tokenizer_destroy. */
 tsr_status tsr__tokenizer_create(const tsr__tok_spec *spec, const char *what,
                                  tsr_tokenizer **out);
+
+/* Build a tokenizer from a GGUF file's tokenizer.ggml.* metadata
+ * (core/tokenizer_gguf.c): model "llama" (SentencePiece BPE by scores, byte
+ * fallback), "gpt2" (byte-level BPE with the pre-tokenizer that
+ * tokenizer.ggml.pre names) and "bert" (WordPiece).  An unknown `pre` falls
+ * back to the GPT-2 regex with a warning.  `path` names the file in messages.
+ * TSR_ERR_UNSUPPORTED for other models (t5, rwkv, ...), TSR_ERR_FORMAT for
+ * malformed metadata (naming the key).  Free with tsr_tokenizer_destroy. */
+tsr_status tsr__tokenizer_from_gguf(const tsr__gguf *g, const char *path, tsr_tokenizer **out);
 
 /* --- internal structure (shared by the tokenizer*.c files) ---------------------- */
 

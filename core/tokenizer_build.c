@@ -63,14 +63,16 @@ static tsr_status pipeline(tsr_tokenizer *t, const tsr__tok_spec *sp, const char
     case TSR__TOK_PRE_NONE:
         return TSR_OK;
     case TSR__TOK_PRE_SPM: /* Llama-2's tokenizer.json */
-        if ((st = step(&t->norm, &t->n_norm, TSR__NORM_PREPEND, SP, NULL, NULL)) ||
+        if ((!sp->spm_no_prefix &&
+             (st = step(&t->norm, &t->n_norm, TSR__NORM_PREPEND, SP, NULL, NULL))) ||
             (st = step(&t->norm, &t->n_norm, TSR__NORM_REPLACE, " ", SP, NULL)) ||
             (st = step(&t->dec, &t->n_dec, TSR__DEC_REPLACE, SP, " ", NULL)) ||
             (st = step(&t->dec, &t->n_dec, TSR__DEC_BYTEFALLBACK, NULL, NULL, NULL)) ||
             (st = step(&t->dec, &t->n_dec, TSR__DEC_FUSE, NULL, NULL, NULL)) ||
-            (st = step(&t->dec, &t->n_dec, TSR__DEC_STRIP, " ", NULL, &s)))
+            (!sp->spm_no_prefix && (st = step(&t->dec, &t->n_dec, TSR__DEC_STRIP, " ", NULL, &s))))
             return st;
-        s->start = 1;
+        if (!sp->spm_no_prefix)
+            s->start = 1;
         t->has_decoder = true;
         return TSR_OK;
     case TSR__TOK_PRE_METASPACE:
@@ -94,6 +96,16 @@ static tsr_status pipeline(tsr_tokenizer *t, const tsr__tok_spec *sp, const char
         s->flag1 = true;
         return byte_level(t, true, what);
     case TSR__TOK_PRE_REGEX:
+        if (sp->n_pre_regexes) {
+            for (size_t i = 0; i < sp->n_pre_regexes; i++) {
+                if (!sp->pre_regexes || !sp->pre_regexes[i])
+                    return tsr__error(TSR_ERR_INVALID_ARG, "%s: pre-tokenizer regex %zu is missing",
+                                      what, i);
+                if ((st = split_regex(t, sp->pre_regexes[i], what)))
+                    return st;
+            }
+            return byte_level(t, false, what);
+        }
         if (!sp->pre_regex)
             return tsr__error(TSR_ERR_INVALID_ARG, "%s: TSR__TOK_PRE_REGEX without a regex", what);
         return (st = split_regex(t, sp->pre_regex, what)) ? st : byte_level(t, false, what);
@@ -191,6 +203,7 @@ tsr_status tsr__tokenizer_create(const tsr__tok_spec *sp, const char *what, tsr_
         m->byte_ids[b] = tsr__tokmap_get(&m->vocab, name, 6);
     }
     m->byte_fallback = sp->byte_fallback;
+    m->ignore_merges = sp->ignore_merges;
     m->unk_score = (float)(min_score - 10.0);
     m->fuse_unk = sp->model == TSR__TOK_UNIGRAM || sp->pre == TSR__TOK_PRE_SPM;
     if (sp->model == TSR__TOK_BPE && !sp->n_merges)
