@@ -34,6 +34,7 @@ typedef struct tsr__param {
     int64_t ne[TSR_MAX_DIMS];
     int n_dims;
     bool quantized;         /* made by the quantizer (release through it)    */
+    bool pending_quant;     /* bound as f32, to be quantized after calibration */
 } tsr__param;
 
 /* The per-layer KV cache: K and V, each [head_dim, n_kv_head, capacity] f32. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "calibrate.h"
 #include "model.h"
 
 struct tsr_param_sink {
@@ -226,6 +227,26 @@ static bool is_floating(uint32_t dt)
     return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16 || dt == TSR_DTYPE_F64;
 }
 
+/* Quantize a Linear weight bound as f32 and drop the float copy. */
+static tsr_status quantize_bound(tsr_model *m, tsr__param *p, bool *done)
+{
+    char module[512];
+    snprintf(module, sizeof module, "%.*s", (int)(strlen(p->name) - 7), p->name);
+    tsr_tensor q = p->t;
+    q.data = NULL;
+    q.format_data = NULL;
+    tsr_status st = m->qvt->quantize_weight(m->qstate, module, p->t.data, p->ne, &q);
+    tsr__free(p->owned);
+    p->owned = NULL;
+    if (st)
+        return tsr__error_prefix(st, "quantizing '%s' (%s)", module, m->qdesc->name);
+    p->t = q;
+    p->quantized = true;
+    p->pending_quant = false;
+    *done = true;
+    return TSR_OK;
+}
+
 /* A Linear weight under a quantizer: pre-quantized from the checkpoint's
  * own layout, or quantized now from the floating weight. */
 static tsr_status bind_quantized(tsr_model *m, tsr__param *p, bool *done)
@@ -255,24 +276,19 @@ static tsr_status bind_quantized(tsr_model *m, tsr__param *p, bool *done)
         if (!m->qvt->quantize_weight)
             return tsr__error(TSR_ERR_UNSUPPORTED, "the %s quantizer cannot quantize on load "
                               "(it needs a pre-quantized checkpoint)", m->qdesc->name);
-        /* bind as f32 first, quantize, drop the float copy */
+        /* bind as f32 first, then quantize (now, or after calibration) */
         int saved = m->weights_dtype;
         m->weights_dtype = TSR_DTYPE_F32;
-        p->flags &= ~(uint32_t)TSR_PARAM_LINEAR;
         st = bind_param(m, p);
         m->weights_dtype = saved;
         if (st)
             return st;
-        const float *w = p->t.data;
-        tsr_tensor q = p->t;
-        q.data = NULL;
-        q.format_data = NULL;
-        st = m->qvt->quantize_weight(m->qstate, module, w, p->ne, &q);
-        tsr__free(p->owned);
-        p->owned = NULL;
-        if (st)
-            return tsr__error_prefix(st, "quantizing '%s' (%s)", module, m->qdesc->name);
-        p->t = q;
+        if (m->calibrating) {
+            p->pending_quant = true; /* quantized after calibration */
+            *done = true;
+            return TSR_OK;
+        }
+        return quantize_bound(m, p, done);
     } else {
         return TSR_OK; /* stored unquantized in a quantized checkpoint */
     }
@@ -297,6 +313,11 @@ static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
         return st;
     if ((st = load_quantizer(m)))
         return st;
+    /* quantizers that need calibration (GPTQ): every weight is bound as
+     * float first, calibration text runs through the float model, then the
+     * Linear weights are quantized with what the quantizer observed */
+    m->calibrating = m->qvt && !m->prequantized &&
+                     (m->qvt->capabilities & TSR_QUANT_REQUIRES_CALIBRATION);
     for (size_t i = 0; i < m->env.n_params; i++) {
         bool done;
         if ((st = bind_quantized(m, &m->env.params[i], &done)))
@@ -315,6 +336,17 @@ static tsr_status load_weights(tsr_model *m, const tsr_load_options *opt)
                               "%s: tensor '%s' is not used by any module of the %s model "
                               "(wrong model_type or a corrupt checkpoint?)",
                               ct->file, ct->name, m->mdesc->name);
+    }
+    if (m->calibrating) {
+        if ((st = tsr__calibrate_dataset(m)))
+            return tsr__error_prefix(st, "calibration for %s", m->qdesc->name);
+        for (size_t i = 0; i < m->env.n_params; i++) {
+            bool done;
+            if (m->env.params[i].pending_quant &&
+                (st = quantize_bound(m, &m->env.params[i], &done)))
+                return st;
+        }
+        m->calibrating = false;
     }
     return TSR_OK;
 }
@@ -454,6 +486,11 @@ static tsr_status load_model_plugin(tsr_model *m)
     return m->mvt->info(m->mstate, &m->info);
 }
 
+static tsr_status create_cache(tsr_model *m)
+{
+    return tsr__kv_create(m->info.n_layer, m->info.n_kv_head, m->info.head_dim, 0, &m->env.kv);
+}
+
 TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
 {
     if (!opt || !out || opt->struct_size < offsetof(tsr_load_options, progress))
@@ -482,7 +519,8 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
     if (gguf) {
         /* a GGUF file: metadata as config.json, tensors under HF names */
         if ((st = tsr__gguf_model_open(path, &m->config, &m->ckpt, &m->tok)) ||
-            (st = load_model_plugin(m)) || (st = load_weights(m, opt)) || (st = load_backends(m)))
+            (st = load_model_plugin(m)) || (st = load_backends(m)) || (st = create_cache(m)) ||
+            (st = load_weights(m, opt)))
             goto fail;
         goto loaded;
     }
@@ -497,7 +535,8 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
         goto fail;
     }
     free(gen_path);
-    if ((st = load_model_plugin(m)) || (st = load_weights(m, opt)) || (st = load_backends(m)))
+    if ((st = load_model_plugin(m)) || (st = load_backends(m)) || (st = create_cache(m)) ||
+        (st = load_weights(m, opt)))
         goto fail;
     {
         char *tok_path = tsr__path_join(path, "tokenizer.json");
@@ -509,8 +548,6 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
     }
 loaded:
     if ((st = load_device_map(m)))
-        goto fail;
-    if ((st = tsr__kv_create(m->info.n_layer, m->info.n_kv_head, m->info.head_dim, 0, &m->env.kv)))
         goto fail;
     m->env.dump_dir = tsr__config_string(m->cfg, "dump_tensors");
     if (m->env.dump_dir && !*m->env.dump_dir)
@@ -660,6 +697,9 @@ TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
               m->mdesc->name, m->mdesc->version);
     sb_printf(&b, "layers: %d\nhidden_size: %d\nkv_heads: %d\nhead_dim: %d\nvocab_size: %d\n",
               m->info.n_layer, m->info.n_embd, m->info.n_kv_head, m->info.head_dim, m->info.n_vocab);
+    if (m->qdesc)
+        sb_printf(&b, "quantization: %s (%s)\n", m->qdesc->name,
+                  m->prequantized ? "pre-quantized checkpoint" : "quantized on load");
     sb_printf(&b, "backends: [");
     for (int i = 0; i < m->env.n_backends; i++)
         sb_printf(&b, "%s%s", i ? ", " : "", m->env.backends[i].name);
@@ -701,7 +741,7 @@ TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
             sb_printf(&b, "], format: absent (optional)}\n");
         else
             sb_printf(&b, "], format: %s, storage: %s}\n", tsr__dtype_name(p->t.dtype),
-                      p->owned ? "converted" : "mmap");
+                      p->quantized ? m->qdesc->name : p->owned ? "converted" : "mmap");
     }
     if (b.oom) {
         free(b.p);

@@ -27,6 +27,7 @@ struct tsr_model {
     const tsr_plugin_desc *qdesc;
     tsr_json *qconfig;              /* the quantization config it was given */
     bool prequantized;              /* config.json has quantization_config  */
+    bool calibrating;               /* float weights bound, quantize pending */
 };
 
 /* Run `n` tokens through the model after the cached ones.  logits_all:
