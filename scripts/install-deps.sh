@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev
       g++ python3 time"
 # Optional plugins: AUTO builds them when these are present.
-OPTIONAL_PKGS="${TESSERA_OPTIONAL_PKGS-libdnnl-dev}"
+OPTIONAL_PKGS="${TESSERA_OPTIONAL_PKGS-libdnnl-dev hipcc libamdhip64-dev}"
 missing=""
 for p in $PKGS $OPTIONAL_PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

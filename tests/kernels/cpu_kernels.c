@@ -1,0 +1,185 @@
+/* tests/kernels/cpu_kernels.c - every ISA variant of the cpu backend's inner
+ * kernels against the plain-C reference on random inputs, and the C
+ * reference of the Q8_0/Q4_0/Q4_K dot products against the core's GGML
+ * dequantizers (an independent implementation of the block layouts).
+ * Variants this machine cannot run are reported as SKIP on stdout. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tessera/plugin/formats.h>
+#include "ggml_blocks.h"
+#include "kernels.h"
+#include "tsr_test.h"
+
+static uint64_t g_s = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    g_s ^= g_s << 13;
+    g_s ^= g_s >> 7;
+    g_s ^= g_s << 17;
+    return (uint32_t)(g_s >> 32);
+}
+static float frand(void) { return (float)rnd() / 4294967296.0f * 2.0f - 1.0f; }
+
+static uint16_t f16_of(float f)
+{
+    /* small normal values only: exact enough for a scale */
+    int e;
+    float m = frexpf(f, &e); /* f = m * 2^e, 0.5 <= |m| < 1 */
+    uint16_t sign = f < 0 ? 0x8000u : 0;
+    m = fabsf(m) * 2.0f - 1.0f;
+    e = e - 1 + 15;
+    return (uint16_t)(sign | (uint16_t)(e << 10) | (uint16_t)lrintf(m * 1024.0f) );
+}
+
+static int close_rel(float a, float b, float rel, float abs_tol)
+{
+    return fabsf(a - b) <= abs_tol + rel * fabsf(b);
+}
+
+static float dot_plain(const float *a, const float *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return (float)s;
+}
+
+/* random GGML blocks: random bytes, then sane f16 scales */
+static void make_blocks(uint32_t type, uint8_t *p, int64_t n)
+{
+    size_t bsz = type == TSR_DTYPE_Q8_0 ? 34 : type == TSR_DTYPE_Q4_0 ? 18 : 144;
+    int64_t nb = type == TSR_DTYPE_Q4_K ? n / 256 : n / 32;
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *q = p + (size_t)b * bsz;
+        for (size_t i = 0; i < bsz; i++)
+            q[i] = (uint8_t)rnd();
+        uint16_t d = f16_of(0.001f + 0.01f * (frand() + 1.0f)), dm = f16_of(0.0005f + 0.005f * (frand() + 1.0f));
+        memcpy(q, &d, 2);
+        if (type == TSR_DTYPE_Q4_K)
+            memcpy(q + 2, &dm, 2);
+    }
+}
+
+static void test_reference_blocks(void)
+{
+    const int64_t n = 1024;
+    float x[1024], w[1024];
+    cpu_q8 xq[1024 / 32];
+    uint8_t blk[1024 / 32 * 34 + 64];
+    for (int i = 0; i < n; i++)
+        x[i] = frand() * 3.0f;
+    cpu_kernels_c.quant_q8(x, xq, n);
+    /* quantization error bounded by half a step */
+    for (int i = 0; i < n; i++)
+        CHECK(fabsf(xq[i / 32].d * xq[i / 32].qs[i % 32] - x[i]) <= xq[i / 32].d * 0.5001f);
+    float xd[1024];
+    for (int i = 0; i < n; i++)
+        xd[i] = xq[i / 32].d * xq[i / 32].qs[i % 32];
+    static const uint32_t types[] = {TSR_DTYPE_Q8_0, TSR_DTYPE_Q4_0, TSR_DTYPE_Q4_K};
+    for (int t = 0; t < 3; t++)
+        for (int rep = 0; rep < 20; rep++) {
+            make_blocks(types[t], blk, n);
+            float got;
+            if (types[t] == TSR_DTYPE_Q8_0) {
+                tsr__dequantize_row_q8_0(blk, w, n);
+                got = cpu_kernels_c.dot_q8_0(blk, xq, n);
+            } else if (types[t] == TSR_DTYPE_Q4_0) {
+                tsr__dequantize_row_q4_0(blk, w, n);
+                got = cpu_kernels_c.dot_q4_0(blk, xq, n);
+            } else {
+                tsr__dequantize_row_q4_k(blk, w, n);
+                got = cpu_kernels_c.dot_q4_k(blk, xq, n);
+            }
+            float want = dot_plain(w, xd, n);
+            CHECK_MSG(close_rel(got, want, 1e-4f, 1e-3f), "type %u: %g vs dequantized %g", types[t],
+                      got, want);
+        }
+}
+
+static void compare(const char *isa, const cpu_kernels *k)
+{
+    const cpu_kernels *c = &cpu_kernels_c;
+    for (int rep = 0; rep < 30; rep++) {
+        int64_t n = 32 * (1 + rnd() % 40) + (rep % 3 == 0 ? 0 : rnd() % 31);
+        int64_t nq = n >= 256 ? n / 256 * 256 : 256;
+        float *a = malloc((size_t)(n + nq) * 4), *b = malloc((size_t)(n + nq) * 4);
+        uint16_t *h = malloc((size_t)n * 2), *bf = malloc((size_t)n * 2);
+        for (int64_t i = 0; i < n + nq; i++) {
+            a[i] = frand();
+            b[i] = frand();
+        }
+        for (int64_t i = 0; i < n; i++) {
+            h[i] = f16_of(a[i] == 0 ? 0.5f : a[i]);
+            uint32_t u;
+            memcpy(&u, &a[i], 4);
+            bf[i] = (uint16_t)(u >> 16);
+        }
+        CHECK_MSG(close_rel(k->dot_f32(a, b, n), c->dot_f32(a, b, n), 1e-5f, 1e-5f), "%s dot_f32 n=%lld", isa, (long long)n);
+        CHECK_MSG(close_rel(k->dot_f16(h, b, n), c->dot_f16(h, b, n), 1e-5f, 1e-5f), "%s dot_f16 n=%lld", isa, (long long)n);
+        CHECK_MSG(close_rel(k->dot_bf16(bf, b, n), c->dot_bf16(bf, b, n), 1e-5f, 1e-5f), "%s dot_bf16", isa);
+        float *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
+        k->f16_to_f32(h, y1, n);
+        c->f16_to_f32(h, y2, n);
+        CHECK_MSG(!memcmp(y1, y2, (size_t)n * 4), "%s f16_to_f32", isa);
+        k->bf16_to_f32(bf, y1, n);
+        c->bf16_to_f32(bf, y2, n);
+        CHECK_MSG(!memcmp(y1, y2, (size_t)n * 4), "%s bf16_to_f32", isa);
+        free(y1);
+        free(y2);
+        /* gemm block: K = n/8, 9 weight rows x 7 x rows */
+        int64_t K = n / 8 > 0 ? n / 8 : 1;
+        float g1[63], g2[63];
+        k->gemm_f32(a, (size_t)K, 9, b, (size_t)K, 7, K, g1, 9);
+        c->gemm_f32(a, (size_t)K, 9, b, (size_t)K, 7, K, g2, 9);
+        for (int i = 0; i < 63; i++)
+            CHECK_MSG(close_rel(g1[i], g2[i], 1e-5f, 1e-5f), "%s gemm_f32 K=%lld [%d]", isa, (long long)K, i);
+        /* quantized paths on nq values */
+        cpu_q8 *q1 = malloc((size_t)(nq / 32) * sizeof *q1), *q2 = malloc((size_t)(nq / 32) * sizeof *q2);
+        k->quant_q8(b + n, q1, nq);
+        c->quant_q8(b + n, q2, nq);
+        int same = 1;
+        for (int64_t i = 0; i < nq / 32; i++)
+            same &= q1[i].d == q2[i].d && close_rel(q1[i].s, q2[i].s, 1e-6f, 1e-7f) &&
+                    !memcmp(q1[i].qs, q2[i].qs, 32);
+        CHECK_MSG(same, "%s quant_q8", isa);
+        uint8_t *blk = malloc((size_t)(nq / 32) * 34);
+        make_blocks(TSR_DTYPE_Q8_0, blk, nq);
+        CHECK_MSG(close_rel(k->dot_q8_0(blk, q2, nq), c->dot_q8_0(blk, q2, nq), 1e-5f, 1e-6f), "%s dot_q8_0", isa);
+        make_blocks(TSR_DTYPE_Q4_0, blk, nq);
+        CHECK_MSG(close_rel(k->dot_q4_0(blk, q2, nq), c->dot_q4_0(blk, q2, nq), 1e-5f, 1e-6f), "%s dot_q4_0", isa);
+        make_blocks(TSR_DTYPE_Q4_K, blk, nq);
+        CHECK_MSG(close_rel(k->dot_q4_k(blk, q2, nq), c->dot_q4_k(blk, q2, nq), 1e-4f, 1e-5f), "%s dot_q4_k", isa);
+        free(blk);
+        free(q1);
+        free(q2);
+        free(a);
+        free(b);
+        free(h);
+        free(bf);
+    }
+}
+
+int main(void)
+{
+    cpu_features f;
+    cpu_features_detect(&f);
+    printf("cpu features: avx2 %d fma %d f16c %d avx512f %d avx512vnni %d avx512bf16 %d amx_int8 %d\n",
+           f.avx2, f.fma, f.f16c, f.avx512f, f.avx512vnni, f.avx512bf16, f.amx_int8);
+    test_reference_blocks();
+    static const char *isas[] = {"c", "avx2"};
+    for (int i = 0; i < 2; i++) {
+        cpu_kernels k;
+        if (!cpu_kernels_get(isas[i], &k)) {
+            printf("SKIP %s: not built for or not supported by this CPU\n", isas[i]);
+            continue;
+        }
+        printf("checking %s\n", isas[i]);
+        compare(isas[i], &k);
+    }
+    cpu_kernels sel;
+    cpu_kernels_select(&sel);
+    printf("selected: %s\n", sel.isa);
+    return tsr_test_report("cpu_kernels");
+}
