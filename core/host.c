@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
+#include "writers.h"
 
 static void host_log(tsr_log_level level, const char *plugin, const char *fmt, ...)
 {
@@ -83,6 +84,7 @@ static const tsr_host host_table = {
     .set_output = tsr__g_set_output,
     .dequantize_row = tsr__dequantize_row,
     .checkpoint_tensor = host_checkpoint_tensor,
+    .emit_tensor = tsr__emit_tensor,
 };
 
 const tsr_host *tsr__host(void) { return &host_table; }
