@@ -193,7 +193,7 @@ TSR_API tsr_status tsr_generate(tsr_model *m, const tsr_generate_options *opt,
         size_t piece_len = 0;
         bool stop_hit = false;
         if (s.tok) {
-            size_t len;
+            size_t len = 0;
             if ((st = stream_decode(&s, &len)))
                 goto done;
             size_t gen_len = len >= s.prompt_len ? len - s.prompt_len : 0;

@@ -12,8 +12,13 @@ static const char usage[] =
     "  generate   generate text from a prompt (tessera generate --help)\n"
     "  tokenize   text to token ids, or --decode ids to text\n"
     "  inspect    show a model's configuration, weights and their formats\n"
+    "  bench      prompt and generation speed, as llama-bench (tessera bench --help)\n"
+    "  synth      write a randomly initialised model of a real shape (tessera synth --help)\n"
+    "  convert    Hugging Face folder <-> GGUF (tessera convert --help)\n"
+    "  quantize   quantize a model and save it as an HF checkpoint (tessera quantize --help)\n"
     "  plugins    list the installed plugins and whether they can load\n"
     "  config     validate and show configuration files; the key reference\n"
+    "  perplexity perplexity of a model on a text (and KL against a base model)\n"
     "\n"
     "options:\n"
     "  -h, --help     this help\n"
@@ -46,7 +51,9 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"generate", tsr_cli_generate}, {"tokenize", tsr_cli_tokenize},
         {"plugins", tsr_cli_plugins},   {"config", tsr_cli_config},
-        {"inspect", tsr_cli_inspect},
+        {"inspect", tsr_cli_inspect},   {"perplexity", tsr_cli_perplexity},   {"bench", tsr_cli_bench},
+        {"synth", tsr_cli_synth},
+        {"convert", tsr_cli_convert}, {"quantize", tsr_cli_quantize},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name))

@@ -83,7 +83,9 @@ static tsr_status cpu_compute(void *state, tsr_tensor *const *nodes, int n)
         switch (t->op) {
         case TSR_OP_GET_ROWS: rc = cpu_op_get_rows(c, t); break;
         case TSR_OP_RMS_NORM: case TSR_OP_LAYER_NORM: rc = cpu_op_norm(c, t); break;
-        case TSR_OP_MUL_MAT: rc = cpu_op_mul_mat(c, t); break;
+        case TSR_OP_MUL_MAT:
+            rc = t->src[0]->dtype == TSR_DTYPE_INT8_ROW ? cpu_op_mul_mat_int8(c, t) : cpu_op_mul_mat(c, t);
+            break;
         case TSR_OP_ROPE: rc = cpu_op_rope(c, t); break;
         case TSR_OP_KV_STORE: rc = cpu_op_kv_store(c, t); break;
         case TSR_OP_ATTENTION: rc = cpu_op_attention(c, t); break;
@@ -108,6 +110,7 @@ static tsr_status cpu_create(const tsr_host *host, const tsr_backend_options *op
     if (n < 1)
         n = 1;
     c->host = host;
+    cpu_kernels_select(&c->k);
     c->pool = cpu_pool_create(n);
     if (!c->pool) {
         free(c);
@@ -124,6 +127,8 @@ static void cpu_destroy(void *state)
         return;
     cpu_pool_destroy(c->pool);
     free(c->scratch);
+    free(c->buf[0]);
+    free(c->buf[1]);
     free(c);
 }
 

@@ -2,6 +2,7 @@
 #ifndef TESSERA_CPU_H
 #define TESSERA_CPU_H
 #include <tessera/plugin/plugin.h>
+#include "kernels/kernels.h"
 
 /* A fixed pool of worker threads; the calling thread works too. */
 typedef struct cpu_pool cpu_pool;
@@ -25,7 +26,15 @@ typedef struct cpu_ctx {
     cpu_pool *pool;
     float *scratch;           /* per-thread scratch rows */
     size_t scratch_per_thread;
+    cpu_kernels k;            /* inner kernels for this CPU (kernels/isa.c) */
+    void *buf[2];             /* grow-only scratch: 0 per-thread rows of
+                                 attention, 1 quantized activations */
+    size_t buf_size[2];
 } cpu_ctx;
+
+/* Scratch slot `slot` with at least `bytes` bytes (grows, never shrinks, so
+ * the decode steps after the first allocate nothing); NULL if out of memory. */
+void *cpu_scratch(cpu_ctx *c, int slot, size_t bytes);
 
 /* Row access: element (i1, i2, i3) row start. */
 static inline void *cpu_row(const tsr_tensor *t, int64_t i1, int64_t i2, int64_t i3)
@@ -43,6 +52,8 @@ int cpu_op_softmax(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_cpy(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_moe_gate(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *node);
+/* MUL_MAT on TSR_DTYPE_INT8_ROW: LLM.int8 with outlier columns (kernels/int8-c.c). */
+int cpu_op_mul_mat_int8(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_attention(cpu_ctx *c, tsr_tensor *node);
 
 /* Convert a row of a plain float dtype to f32. */

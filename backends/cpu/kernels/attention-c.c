@@ -1,12 +1,14 @@
 /* backends/cpu/kernels/attention-c.c - causal scaled-dot-product attention
  * over the KV cache with GQA, sliding window and logit soft-capping, as
  * transformers' eager_attention_forward: softmax(q k^T * scale + mask) v in
- * float32.  Threads split the (query, head) pairs. */
+ * float32.  Threads split the (query, head) pairs; the scores live in
+ * per-thread scratch owned by the backend (no allocation per step). */
 #include <math.h>
 #include <stdlib.h>
 #include "../cpu.h"
 
 typedef struct att_job {
+    const cpu_kernels *k;
     tsr_tensor *t;
     float *scores;            /* nth rows of kv_len floats */
     int64_t kv_len;
@@ -34,11 +36,7 @@ static void att_task(void *ctx, int ith, int nth)
             lo = p - window + 1;
         float mx = -INFINITY;
         for (int64_t k = lo; k <= hi; k++) {
-            const float *kr = cpu_row(kc, hk, k, 0);
-            float d = 0.0f;
-            for (int64_t i = 0; i < hd; i++)
-                d += qr[i] * kr[i];
-            d *= scale;
+            float d = j->k->dot_f32(cpu_row(kc, hk, k, 0), qr, hd) * scale;
             if (cap > 0.0f)
                 d = cap * tanhf(d / cap);
             s[k] = d;
@@ -64,11 +62,11 @@ int cpu_op_attention(cpu_ctx *c, tsr_tensor *t)
     if (kv_len <= 0 || kv_len > t->src[1]->ne[2] || t->src[0]->ne[1] % t->src[1]->ne[1])
         return 1;
     int nth = cpu_pool_size(c->pool);
-    float *scores = malloc((size_t)nth * (size_t)kv_len * sizeof(float));
+    /* sized by the cache capacity: grown once, not per decode step */
+    float *scores = cpu_scratch(c, 0, (size_t)nth * (size_t)t->src[1]->ne[2] * sizeof(float));
     if (!scores)
         return 1;
-    att_job j = {t, scores, kv_len};
+    att_job j = {&c->k, t, scores, kv_len};
     cpu_pool_run(c->pool, att_task, &j);
-    free(scores);
     return 0;
 }

@@ -1,30 +1,72 @@
-/* backends/cpu/kernels/matmul-c.c - y = x W^T + b (torch.nn.Linear) in
- * plain C: W [K, N] (rows of K contiguous) in F32/F16/BF16, x [K, M] f32.
- * Threads split the output features; each thread converts a W row once
- * and reuses it for all M rows of x. */
+/* backends/cpu/kernels/matmul-c.c - y = x W^T + b (torch.nn.Linear):
+ * W [K, N] (rows of K contiguous) in any weight format, x [K, M] f32.
+ * Threads split the output features N.  Three paths, all through the
+ * kernel table chosen at create (kernels.h):
+ *  - Q8_0 / Q4_0 / Q4_K: x is quantized once per call into q8 blocks of 32
+ *    (llama.cpp's q8 path) and each weight row meets it in integer dot
+ *    products;
+ *  - F32 / F16 / BF16, few rows of x (decode): GEMV straight from the
+ *    stored weight row, converted in registers;
+ *  - F32 / F16 / BF16, many rows (prefill): blocks of weight rows are
+ *    converted to f32 in per-thread scratch and multiplied with tiles of x
+ *    (gemm_f32);
+ *  - any other format: host->dequantize_row and an f32 dot product. */
 #include <stdlib.h>
 #include "../cpu.h"
+
+void *cpu_scratch(cpu_ctx *c, int slot, size_t bytes)
+{
+    if (bytes > c->buf_size[slot]) {
+        free(c->buf[slot]);
+        size_t sz = bytes + bytes / 4;
+        c->buf[slot] = aligned_alloc(64, (sz + 63) / 64 * 64);
+        c->buf_size[slot] = c->buf[slot] ? sz : 0;
+    }
+    return c->buf[slot];
+}
+
+enum { MM_QUANT, MM_GEMV, MM_GEMM, MM_DEQ };
 
 typedef struct mm_job {
     cpu_ctx *c;
     tsr_tensor *t;
-    float *scratch;           /* nth rows of K floats */
+    int mode;
+    int64_t K, N, M;
+    cpu_q8 *xq;               /* MM_QUANT: M rows of K/32 blocks */
+    float *scratch;           /* nth blocks of `rows_per_block` * K floats */
+    int64_t rows_per_block;
     volatile int failed;
 } mm_job;
 
-/* Dot product with 8 independent partial sums (vectorisable without
- * reassociation flags). */
-static float dot_f32(const float *a, const float *b, int64_t n)
+static float bias_at(const tsr_tensor *b, int64_t n)
 {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    if (!b)
+        return 0.0f;
+    const char *p = (const char *)b->data + n * b->nb[0];
+    if (b->dtype == TSR_DTYPE_F32)
+        return *(const float *)p;
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return b->dtype == TSR_DTYPE_BF16 ? cpu_bf16_to_f32(h) : cpu_f16_to_f32(h);
+}
+
+static const float *x_row(const tsr_tensor *x, int64_t m)
+{
+    return cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
+}
+
+static float *y_row(const tsr_tensor *t, int64_t m)
+{
+    return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
+}
+
+static void quant_task(void *ctx, int ith, int nth)
+{
+    mm_job *j = ctx;
+    int64_t b, e;
+    cpu_split(j->M, ith, nth, &b, &e);
+    for (int64_t m = b; m < e; m++)
+        j->c->k.quant_q8(x_row(j->t->src[1], m), j->xq + m * (j->K / CPU_QK), j->K);
 }
 
 static void mm_task(void *ctx, int ith, int nth)
@@ -32,46 +74,121 @@ static void mm_task(void *ctx, int ith, int nth)
     mm_job *j = ctx;
     tsr_tensor *t = j->t;
     const tsr_tensor *w = t->src[0], *x = t->src[1], *bias = t->src[2];
-    int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1] * x->ne[2];
-    float *wrow = j->scratch + (size_t)ith * (size_t)K;
-    int64_t n0, n1;
-    cpu_split(N, ith, nth, &n0, &n1);
-    float bv = 0.0f;
-    for (int64_t n = n0; n < n1; n++) {
-        const float *wr;
-        if (w->dtype == TSR_DTYPE_F32) {
-            wr = cpu_row(w, n, 0, 0);
-        } else if (w->dtype == TSR_DTYPE_F16 || w->dtype == TSR_DTYPE_BF16) {
-            cpu_row_to_f32(j->c->host, w->dtype, cpu_row(w, n, 0, 0), wrow, K);
-            wr = wrow;
-        } else {
-            /* any other weight format: the core's reference dequantizer */
-            if (j->c->host->dequantize_row(w, n, wrow))
-                j->failed = 1;
-            wr = wrow;
+    const cpu_kernels *k = &j->c->k;
+    int64_t K = j->K, M = j->M, n0, n1;
+    cpu_split(j->N, ith, nth, &n0, &n1);
+    if (j->mode == MM_QUANT) {
+        float (*dot)(const void *, const cpu_q8 *, int64_t) =
+            w->dtype == TSR_DTYPE_Q8_0 ? k->dot_q8_0 : w->dtype == TSR_DTYPE_Q4_0 ? k->dot_q4_0
+                                                                                : k->dot_q4_k;
+        int64_t nbk = K / CPU_QK;
+        for (int64_t nb = n0; nb < n1; nb += 16) {
+            int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
+            for (int64_t m = 0; m < M; m++) {
+                float *yr = y_row(t, m);
+                for (int64_t n = nb; n < ne; n++)
+                    yr[n] = dot(cpu_row(w, n, 0, 0), j->xq + m * nbk, K) + bias_at(bias, n);
+            }
         }
-        if (bias)
-            cpu_row_to_f32(j->c->host, bias->dtype, (const char *)bias->data + n * bias->nb[0], &bv, 1);
-        for (int64_t m = 0; m < M; m++) {
-            const float *xr = cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
-            float *yr = cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
-            yr[n] = dot_f32(wr, xr, K) + bv;
+    } else if (j->mode == MM_GEMV) {
+        for (int64_t n = n0; n < n1; n++) {
+            const void *wr = cpu_row(w, n, 0, 0);
+            float bv = bias_at(bias, n);
+            for (int64_t m = 0; m < M; m++) {
+                const float *xr = x_row(x, m);
+                float s = w->dtype == TSR_DTYPE_F32   ? k->dot_f32(wr, xr, K)
+                          : w->dtype == TSR_DTYPE_F16 ? k->dot_f16(wr, xr, K)
+                                                      : k->dot_bf16(wr, xr, K);
+                y_row(t, m)[n] = s + bv;
+            }
+        }
+    } else if (j->mode == MM_GEMM) {
+        float *buf = j->scratch + (size_t)ith * (size_t)(j->rows_per_block * K);
+        size_t ldx = x->nb[1] / sizeof(float), ldy = t->nb[1] / sizeof(float);
+        for (int64_t nb = n0; nb < n1; nb += j->rows_per_block) {
+            int nw = (int)(nb + j->rows_per_block < n1 ? j->rows_per_block : n1 - nb);
+            const float *wb;
+            size_t ldw;
+            if (w->dtype == TSR_DTYPE_F32) {
+                wb = cpu_row(w, nb, 0, 0);
+                ldw = w->nb[1] / sizeof(float);
+            } else {
+                for (int i = 0; i < nw; i++) {
+                    const uint16_t *src = cpu_row(w, nb + i, 0, 0);
+                    if (w->dtype == TSR_DTYPE_F16)
+                        k->f16_to_f32(src, buf + (size_t)i * (size_t)K, K);
+                    else
+                        k->bf16_to_f32(src, buf + (size_t)i * (size_t)K, K);
+                }
+                wb = buf;
+                ldw = (size_t)K;
+            }
+            /* x in chunks of 48 rows so that they stay in cache across the
+             * weight block */
+            for (int64_t m0 = 0; m0 < M; m0 += 48) {
+                int nx = (int)(m0 + 48 < M ? 48 : M - m0);
+                k->gemm_f32(wb, ldw, nw, x_row(x, m0), ldx, nx, K, y_row(t, m0) + nb, ldy);
+            }
+            if (bias)
+                for (int64_t m = 0; m < M; m++)
+                    for (int i = 0; i < nw; i++)
+                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
+        }
+    } else {
+        float *wrow = j->scratch + (size_t)ith * (size_t)K;
+        for (int64_t n = n0; n < n1; n++) {
+            if (j->c->host->dequantize_row(w, n, wrow)) {
+                j->failed = 1;
+                return;
+            }
+            float bv = bias_at(bias, n);
+            for (int64_t m = 0; m < M; m++)
+                y_row(t, m)[n] = k->dot_f32(wrow, x_row(x, m), K) + bv;
         }
     }
 }
 
+/* rows of x (and y) evenly spaced in memory */
+static int uniform_rows(const tsr_tensor *x)
+{
+    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
+}
+
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
 {
+    const tsr_tensor *w = t->src[0], *x = t->src[1];
     int nth = cpu_pool_size(c->pool);
-    size_t need = (size_t)nth * (size_t)t->src[0]->ne[0];
-    if (need > c->scratch_per_thread) {
-        free(c->scratch);
-        c->scratch = malloc(need * sizeof(float));
-        c->scratch_per_thread = c->scratch ? need : 0;
-        if (!c->scratch)
+    mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, 1, 0};
+    uint32_t dt = w->dtype;
+    int is_float = dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;
+    if ((dt == TSR_DTYPE_Q8_0 || dt == TSR_DTYPE_Q4_0) && j.K % 32 == 0)
+        j.mode = MM_QUANT;
+    else if (dt == TSR_DTYPE_Q4_K && j.K % 256 == 0)
+        j.mode = MM_QUANT;
+    else if (is_float && (j.M < 4 || !uniform_rows(x) || !uniform_rows(t)))
+        j.mode = MM_GEMV;
+    else if (is_float)
+        j.mode = MM_GEMM;
+    if (j.mode == MM_QUANT) {
+        j.xq = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QK) * sizeof(cpu_q8));
+        if (!j.xq)
             return 1;
+        cpu_pool_run(c->pool, quant_task, &j);
+    } else if (j.mode == MM_GEMM || j.mode == MM_DEQ) {
+        if (j.mode == MM_GEMM) {
+            int64_t r = (256 * 1024 / 4) / (j.K > 0 ? j.K : 1);
+            j.rows_per_block = r < 4 ? 4 : r > 64 ? 64 : r / 4 * 4;
+        }
+        size_t need = (size_t)nth * (size_t)j.rows_per_block * (size_t)j.K;
+        if (need > c->scratch_per_thread) {
+            free(c->scratch);
+            c->scratch = malloc(need * sizeof(float));
+            c->scratch_per_thread = c->scratch ? need : 0;
+            if (!c->scratch)
+                return 1;
+        }
+        j.scratch = c->scratch;
     }
-    mm_job j = {c, t, c->scratch, 0};
     cpu_pool_run(c->pool, mm_task, &j);
     return j.failed;
 }

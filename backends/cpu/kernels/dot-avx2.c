@@ -1,0 +1,270 @@
+/* backends/cpu/kernels/dot-avx2.c - AVX2 + FMA + F16C versions of the inner
+ * kernels (kernels.h).  The only file of the backend compiled with
+ * -mavx2 -mfma -mf16c; it is called only when cpu_features_detect() found
+ * all three (and the OS saves the YMM state). */
+#include <immintrin.h>
+#include <math.h>
+#include "kernels.h"
+
+/* f16 scale of a block, converted by F16C (the C helper is bit-twiddling) */
+static inline float ld16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 load_f16x8(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline __m256 load_bf16x8(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+#define DOT_BODY(LOAD)                                                                             \
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                  \
+    int64_t i = 0;                                                                               \
+    for (; i + 32 <= n; i += 32) {                                                               \
+        a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0);                           \
+        a1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);                   \
+        a2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);                 \
+        a3 = _mm256_fmadd_ps(LOAD(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);                 \
+    }                                                                                            \
+    for (; i + 8 <= n; i += 8)                                                                   \
+        a0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), a0);                           \
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+
+static float dot_f32_avx2(const float *w, const float *x, int64_t n)
+{
+    DOT_BODY(_mm256_loadu_ps)
+    for (; i < n; i++)
+        s += w[i] * x[i];
+    return s;
+}
+
+static float dot_f16_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+    DOT_BODY(load_f16x8)
+    for (; i < n; i++)
+        s += _cvtsh_ss(w[i]) * x[i];
+    return s;
+}
+
+static float dot_bf16_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+    DOT_BODY(load_bf16x8)
+    for (; i < n; i++)
+        s += cpu_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static void f16_to_f32_avx2(const uint16_t *s, float *d, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, load_f16x8(s + i));
+    for (; i < n; i++)
+        d[i] = _cvtsh_ss(s[i]);
+}
+
+static void bf16_to_f32_avx2(const uint16_t *s, float *d, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, load_bf16x8(s + i));
+    for (; i < n; i++)
+        d[i] = cpu_bf16_to_f32(s[i]);
+}
+
+/* 4 weight rows x 3 activation rows per tile: 12 accumulators, 7 loads
+ * per 12 FMAs. */
+static void tile4x3(const float *w, size_t ldw, const float *x, size_t ldx, int64_t K, float *y,
+                    size_t ldy)
+{
+    __m256 c[4][3];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            c[i][j] = _mm256_setzero_ps();
+    const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx;
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 b0 = _mm256_loadu_ps(x0 + k), b1 = _mm256_loadu_ps(x1 + k),
+               b2 = _mm256_loadu_ps(x2 + k);
+        __m256 a = _mm256_loadu_ps(w0 + k);
+        c[0][0] = _mm256_fmadd_ps(a, b0, c[0][0]);
+        c[0][1] = _mm256_fmadd_ps(a, b1, c[0][1]);
+        c[0][2] = _mm256_fmadd_ps(a, b2, c[0][2]);
+        a = _mm256_loadu_ps(w1 + k);
+        c[1][0] = _mm256_fmadd_ps(a, b0, c[1][0]);
+        c[1][1] = _mm256_fmadd_ps(a, b1, c[1][1]);
+        c[1][2] = _mm256_fmadd_ps(a, b2, c[1][2]);
+        a = _mm256_loadu_ps(w2 + k);
+        c[2][0] = _mm256_fmadd_ps(a, b0, c[2][0]);
+        c[2][1] = _mm256_fmadd_ps(a, b1, c[2][1]);
+        c[2][2] = _mm256_fmadd_ps(a, b2, c[2][2]);
+        a = _mm256_loadu_ps(w3 + k);
+        c[3][0] = _mm256_fmadd_ps(a, b0, c[3][0]);
+        c[3][1] = _mm256_fmadd_ps(a, b1, c[3][1]);
+        c[3][2] = _mm256_fmadd_ps(a, b2, c[3][2]);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) {
+            float s = hsum8(c[i][j]);
+            for (int64_t t = k; t < K; t++)
+                s += w[(size_t)i * ldw + (size_t)t] * x[(size_t)j * ldx + (size_t)t];
+            y[(size_t)j * ldy + (size_t)i] = s;
+        }
+}
+
+static void gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                          int64_t K, float *y, size_t ldy)
+{
+    int j = 0;
+    for (; j + 3 <= nx; j += 3) {
+        int i = 0;
+        for (; i + 4 <= nw; i += 4)
+            tile4x3(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, K,
+                    y + (size_t)j * ldy + (size_t)i, ldy);
+        for (; i < nw; i++)
+            for (int jj = j; jj < j + 3; jj++)
+                y[(size_t)jj * ldy + (size_t)i] =
+                    dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)jj * ldx, K);
+    }
+    for (; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] = dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
+static void quant_q8_avx2(const float *x, cpu_q8 *q, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / CPU_QK; b++, x += CPU_QK) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+               v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, mul));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, mul));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, mul));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, mul));
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        /* pack 32-bit -> 16 -> 8 and undo the lane interleaving */
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)q[b].qs, p);
+        q[b].d = d;
+        q[b].s = d * (float)_mm_cvtsi128_si32(s4);
+    }
+}
+
+/* sum of 32 products of signed bytes, as 8 int32 lanes */
+static inline __m256i mul_sum_i8(__m256i a, __m256i b)
+{
+    __m256i ax = _mm256_sign_epi8(a, a), sb = _mm256_sign_epi8(b, a);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sb), _mm256_set1_epi16(1));
+}
+
+static float dot_q8_0_avx2(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68) {
+        __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(w + 2)),
+                                _mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m256i p1 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(w + 36)),
+                                _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w) * x[b].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w + 34) * x[b + 1].d),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; b < nb; b++, w += 34) {
+        __m256i p0 = mul_sum_i8(_mm256_loadu_si256((const __m256i *)(w + 2)),
+                                _mm256_loadu_si256((const __m256i *)x[b].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w) * x[b].d), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+static inline __m256i q4_0_bytes(const uint8_t *qs)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0xF));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0xF));
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+}
+
+static float dot_q4_0_avx2(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2, w += 36) {
+        __m256i p0 = mul_sum_i8(q4_0_bytes(w + 2), _mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m256i p1 = mul_sum_i8(q4_0_bytes(w + 20), _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w) * x[b].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w + 18) * x[b + 1].d),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; b < nb; b++, w += 18) {
+        __m256i p0 = mul_sum_i8(q4_0_bytes(w + 2), _mm256_loadu_si256((const __m256i *)x[b].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(ld16(w) * x[b].d), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+static float dot_q4_k_avx2(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    const __m256i m4 = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, w += 144, x += 8) {
+        float d = ld16(w), dmin = ld16(w + 2);
+        const uint8_t *qs = w + 16;
+        for (int j = 0; j < 4; j++) {
+            int sc0, m0, sc1, m1;
+            cpu_q4k_scale_min(w + 4, 2 * j, &sc0, &m0);
+            cpu_q4k_scale_min(w + 4, 2 * j + 1, &sc1, &m1);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i p0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)x[2 * j].qs)), ones);
+            __m256i p1 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)x[2 * j + 1].qs)), ones);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc0 * x[2 * j].d), _mm256_cvtepi32_ps(p0), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc1 * x[2 * j + 1].d),
+                                  _mm256_cvtepi32_ps(p1), acc);
+            mins += dmin * ((float)m0 * x[2 * j].s + (float)m1 * x[2 * j + 1].s);
+        }
+    }
+    return hsum8(acc) - mins;
+}
+
+const cpu_kernels cpu_kernels_avx2 = {
+    "avx2", dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, f16_to_f32_avx2, bf16_to_f32_avx2,
+    gemm_f32_avx2, quant_q8_avx2, dot_q8_0_avx2, dot_q4_0_avx2, dot_q4_k_avx2,
+};

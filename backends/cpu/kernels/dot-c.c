@@ -1,0 +1,140 @@
+/* backends/cpu/kernels/dot-c.c - reference C versions of the inner kernels
+ * (kernels.h): dot products of F32/F16/BF16 rows, the f32 block kernel of
+ * the GEMM, activation quantization to q8 blocks and the GGML block dot
+ * products (Q8_0, Q4_0, Q4_K) against quantized activations. */
+#include <math.h>
+#include "kernels.h"
+
+static float dot_f32_c(const float *a, const float *b, int64_t n)
+{
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16_c(const uint16_t *w, const float *x, int64_t n)
+{
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += cpu_f16_to_f32(w[i + j]) * x[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++)
+        s += cpu_f16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static float dot_bf16_c(const uint16_t *w, const float *x, int64_t n)
+{
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += cpu_bf16_to_f32(w[i + j]) * x[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++)
+        s += cpu_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static void f16_to_f32_c(const uint16_t *s, float *d, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] = cpu_f16_to_f32(s[i]);
+}
+
+static void bf16_to_f32_c(const uint16_t *s, float *d, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] = cpu_bf16_to_f32(s[i]);
+}
+
+static void gemm_f32_c(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                       int64_t K, float *y, size_t ldy)
+{
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] = dot_f32_c(w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
+static void quant_q8_c(const float *x, cpu_q8 *q, int64_t n)
+{
+    for (int64_t b = 0; b < n / CPU_QK; b++, x += CPU_QK) {
+        float amax = 0.0f;
+        for (int i = 0; i < CPU_QK; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int i = 0; i < CPU_QK; i++) {
+            int v = (int)lrintf(x[i] * id);
+            q[b].qs[i] = (int8_t)v;
+            sum += v;
+        }
+        q[b].d = d;
+        q[b].s = d * (float)sum;
+    }
+}
+
+/* Q8_0: 34 bytes = f16 d | int8 qs[32] */
+static float dot_q8_0_c(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 34) {
+        int acc = 0;
+        for (int i = 0; i < 32; i++)
+            acc += (int8_t)w[2 + i] * x[b].qs[i];
+        s += cpu_load_f16(w) * x[b].d * (float)acc;
+    }
+    return s;
+}
+
+/* Q4_0: 18 bytes = f16 d | qs[16]; value i < 16 is the low nibble of qs[i],
+ * value 16 + i the high nibble; x = d * (q - 8). */
+static float dot_q4_0_c(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++, w += 18) {
+        int acc = 0;
+        for (int i = 0; i < 16; i++) {
+            acc += ((w[2 + i] & 0xF) - 8) * x[b].qs[i];
+            acc += ((w[2 + i] >> 4) - 8) * x[b].qs[16 + i];
+        }
+        s += cpu_load_f16(w) * x[b].d * (float)acc;
+    }
+    return s;
+}
+
+/* Q4_K: 144 bytes per 256 = d | dmin | scales[12] | qs[128]; sub-block g
+ * (32 values) is nibble g%2 of qs[(g/2)*32 ..]; x = d*sc*q - dmin*m, so
+ * dot = sum_g d*sc_g*xd_g*sum(q*xq) - dmin*m_g*xs_g. */
+static float dot_q4_k_c(const void *wv, const cpu_q8 *x, int64_t n)
+{
+    const uint8_t *w = wv;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, w += 144, x += 8) {
+        float d = cpu_load_f16(w), dmin = cpu_load_f16(w + 2);
+        const uint8_t *qs = w + 16;
+        for (int g = 0; g < 8; g++) {
+            int sc, m, acc = 0;
+            cpu_q4k_scale_min(w + 4, g, &sc, &m);
+            for (int l = 0; l < 32; l++)
+                acc += ((qs[(g / 2) * 32 + l] >> (4 * (g % 2))) & 0xF) * x[g].qs[l];
+            s += d * (float)sc * x[g].d * (float)acc - dmin * (float)m * x[g].s;
+        }
+    }
+    return s;
+}
+
+const cpu_kernels cpu_kernels_c = {
+    "c", dot_f32_c, dot_f16_c, dot_bf16_c, f16_to_f32_c, bf16_to_f32_c, gemm_f32_c,
+    quant_q8_c, dot_q8_0_c, dot_q4_0_c, dot_q4_k_c,
+};

@@ -1,0 +1,106 @@
+/* backends/cpu/kernels/kernels.h - the cpu backend's inner kernels: one
+ * table of function pointers per instruction set, chosen once at plugin
+ * create by cpu_kernels_select() (CPUID + XGETBV).  The plain-C table is the
+ * reference every other variant is tested against
+ * (tests/kernels/cpu_kernels.c). */
+#ifndef TESSERA_CPU_KERNELS_H
+#define TESSERA_CPU_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Activations quantized per block of 32 (llama.cpp's q8 path):
+ * x[i] ~ d * qs[i]; s = d * sum(qs) (for formats with a per-block min). */
+#define CPU_QK 32
+typedef struct cpu_q8 {
+    float d, s;
+    int8_t qs[CPU_QK];
+} cpu_q8;
+
+typedef struct cpu_kernels {
+    const char *isa;                 /* "c", "avx2" */
+    /* dot products of one weight row with one f32 vector of n values */
+    float (*dot_f32)(const float *w, const float *x, int64_t n);
+    float (*dot_f16)(const uint16_t *w, const float *x, int64_t n);
+    float (*dot_bf16)(const uint16_t *w, const float *x, int64_t n);
+    /* row conversion to f32 */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    void (*bf16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    /* Block of dot products: y[j * ldy + i] = dot(w + i*ldw, x + j*ldx, K)
+     * for i < nw, j < nx (f32 weights already converted). */
+    void (*gemm_f32)(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                     int64_t K, float *y, size_t ldy);
+    /* quantize n (multiple of 32) activations into n/32 blocks */
+    void (*quant_q8)(const float *x, cpu_q8 *q, int64_t n);
+    /* dot of one GGML-block weight row (n values) with quantized x */
+    float (*dot_q8_0)(const void *w, const cpu_q8 *x, int64_t n);
+    float (*dot_q4_0)(const void *w, const cpu_q8 *x, int64_t n);
+    float (*dot_q4_k)(const void *w, const cpu_q8 *x, int64_t n);
+} cpu_kernels;
+
+extern const cpu_kernels cpu_kernels_c;
+extern const cpu_kernels cpu_kernels_avx2;  /* NULL members: use the C one */
+
+/* What this CPU and OS support (CPUID + XGETBV). */
+typedef struct cpu_features {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, amx_tile,
+        amx_int8, amx_bf16;
+} cpu_features;
+void cpu_features_detect(cpu_features *f);
+/* The best table for this machine; TESSERA_CPU_ISA=c forces the reference.
+ * Missing members are filled from the C table. */
+void cpu_kernels_select(cpu_kernels *out);
+/* A table for a named ISA if the machine runs it ("c", "avx2"), else 0. */
+int cpu_kernels_get(const char *isa, cpu_kernels *out);
+
+static inline float cpu_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, x;
+    if (e == 0) {
+        if (m == 0) {
+            x = sign;
+        } else {
+            e = 127 - 15 + 1;
+            while (!(m & 0x400u)) {
+                m <<= 1;
+                e--;
+            }
+            x = sign | (e << 23) | ((m & 0x3FFu) << 13);
+        }
+    } else if (e == 31) {
+        x = sign | 0x7F800000u | (m << 13);
+    } else {
+        x = sign | ((e - 15 + 127) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+static inline float cpu_bf16_to_f32(uint16_t h)
+{
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+/* Q4_K's 6-bit scale and min of sub-block j from the 12 packed bytes. */
+static inline void cpu_q4k_scale_min(const uint8_t *s, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+static inline float cpu_load_f16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return cpu_f16_to_f32(h);
+}
+#endif
