@@ -63,8 +63,10 @@ static tsr_status bind_param(tsr_model *m, tsr__param *p)
         want = TSR_DTYPE_F32;
     t->dtype = want;
     size_t es = tsr__dtype_size(want);
+    /* block formats (GGUF): nb[0] 0, rows of row_bytes */
     t->nb[0] = es;
-    for (int d = 1; d < TSR_MAX_DIMS; d++)
+    t->nb[1] = es ? es * (size_t)t->ne[0] : tsr__weight_row_bytes(t);
+    for (int d = 2; d < TSR_MAX_DIMS; d++)
         t->nb[d] = t->nb[d - 1] * (size_t)t->ne[d - 1];
     if (want == ct->dtype && !transposed) {
         t->data = (void *)ct->data; /* zero-copy from the mmap */
