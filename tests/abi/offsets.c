@@ -80,7 +80,10 @@ OFF(tsr_host, input_ids, 208);
 OFF(tsr_host, input_positions, 216);
 OFF(tsr_host, kv_cache, 224);
 OFF(tsr_host, set_output, 232);
-END(tsr_host, set_output, 240);
+OFF(tsr_host, dequantize_row, 240);
+OFF(tsr_host, checkpoint_tensor, 248);
+OFF(tsr_host, emit_tensor, 256);
+END(tsr_host, emit_tensor, 264);
 static_assert(TSR_JSON_ABSENT == 0 && TSR_JSON_NULL == 1 && TSR_JSON_BOOL == 2 &&
               TSR_JSON_INT == 3 && TSR_JSON_REAL == 4 && TSR_JSON_STRING == 5 &&
               TSR_JSON_ARRAY == 6 && TSR_JSON_OBJECT == 7, "JSON kinds are frozen");
@@ -112,9 +115,26 @@ static_assert(TSR_OP_NONE == 0 && TSR_OP_GET_ROWS == 1 && TSR_OP_RMS_NORM == 2 &
               TSR_OP_MUL == 6 && TSR_OP_SCALE == 7 && TSR_OP_SILU == 8 && TSR_OP_GELU == 9 &&
               TSR_OP_SWIGLU == 10 && TSR_OP_GEGLU == 11 && TSR_OP_ROPE == 12 &&
               TSR_OP_KV_STORE == 13 && TSR_OP_ATTENTION == 14 && TSR_OP_SOFTMAX == 15 &&
-              TSR_OP_CPY == 16 && TSR_OP_TANH == 17 && TSR_OP_RELU == 18,
+              TSR_OP_CPY == 16 && TSR_OP_TANH == 17 && TSR_OP_RELU == 18 &&
+              TSR_OP_SIGMOID == 19 && TSR_OP_MOE_GATE == 20,
               "op numbers are frozen");
-static_assert(TSR_OP_COUNT_ >= 19, "ops are only appended");
+static_assert(TSR_OP_COUNT_ >= 21, "ops are only appended");
+
+/* --- weight formats (formats.h) ------------------------------------------- */
+static_assert(TSR_DTYPE_Q4_0 == 34 && TSR_DTYPE_Q8_0 == 40 && TSR_DTYPE_Q4_K == 44 &&
+              TSR_DTYPE_Q6_K == 46 && TSR_DTYPE_IQ1_M == 61 && TSR_DTYPE_INT_GROUP == 96 &&
+              TSR_DTYPE_CODEBOOK4 == 97 && TSR_DTYPE_INT8_ROW == 98, "formats renumbered");
+OFF(tsr_fmt_int_group, bits, 4);
+OFF(tsr_fmt_int_group, group_size, 16);
+OFF(tsr_fmt_int_group, row_bytes, 32);
+OFF(tsr_fmt_int_group, scale, 40);
+OFF(tsr_fmt_int_group, zero, 48);
+END(tsr_fmt_int_group, g_idx, 64);
+OFF(tsr_fmt_codebook4, block_size, 8);
+OFF(tsr_fmt_codebook4, code, 16);
+END(tsr_fmt_codebook4, absmax, 88);
+OFF(tsr_fmt_int8_row, threshold, 4);
+END(tsr_fmt_int8_row, scale, 16);
 
 /* --- backend.h ------------------------------------------------------------------- */
 OFF(tsr_backend_options, struct_size, 0);
@@ -171,7 +191,11 @@ OFF(tsr_quantizer_vtable, destroy, 16);
 OFF(tsr_quantizer_vtable, skip_module, 24);
 OFF(tsr_quantizer_vtable, load_weight, 32);
 OFF(tsr_quantizer_vtable, quantize_weight, 40);
-END(tsr_quantizer_vtable, quantize_weight, 48);
+OFF(tsr_quantizer_vtable, release_weight, 48);
+OFF(tsr_quantizer_vtable, save_weight, 56);
+OFF(tsr_quantizer_vtable, save_config, 64);
+OFF(tsr_quantizer_vtable, observe_input, 72);
+END(tsr_quantizer_vtable, observe_input, 80);
 static_assert(TSR_QUANT_REQUIRES_CALIBRATION == 0x1u && TSR_QUANT_SERIALIZABLE == 0x2u &&
               TSR_QUANT_ON_LOAD == 0x4u, "quantizer capabilities are frozen");
 

@@ -44,19 +44,32 @@ TSR_API void tsr_config_destroy(tsr_config *cfg);
 /* Merge a YAML file on top (later wins).  Unknown keys and wrong types fail
  * with file:line:column. */
 TSR_API tsr_status tsr_config_load_file(tsr_config *cfg, const char *path);
-/* Merge the system and user files (/etc/tessera/tessera.yaml,
- * ~/.config/tessera/tessera.yaml) if present. */
+/* Merge the system and user files if present: $sysconfdir/tessera/tessera.yaml
+ * (/etc/... for a /usr install), then $XDG_CONFIG_HOME/tessera/tessera.yaml
+ * or ~/.config/tessera/tessera.yaml.  A file that exists but is invalid
+ * fails with its file:line:column. */
 TSR_API tsr_status tsr_config_load_default_files(tsr_config *cfg);
 /* Set one key from text, as a command-line flag does: "generation.top_p",
- * "0.9".  The value is parsed as YAML and validated like a file's. */
+ * "0.9".  The value is parsed as YAML and validated like a file's; a section
+ * takes a mapping ("generation", "{top_k: 1, do_sample: false}").  Settings
+ * made one after the other form one "command line" layer on top.  Errors
+ * read "command line: key 'generation.top_p' expects a number, got 'abc'". */
 TSR_API tsr_status tsr_config_set(tsr_config *cfg, const char *key, const char *value);
-/* Look up a scalar key as text ("" for unset strings); NULL if unknown. The
- * string lives until the next change of cfg. */
+/* The effective value of a key as text: scalars as written ("0.9"), lists
+ * and mappings as flow YAML ("[cuda, cpu]"), "" if unset; NULL if the key is
+ * unknown (an alias such as "torch_dtype" is known).  The string lives until
+ * the next change of cfg. */
 TSR_API const char *tsr_config_get(const tsr_config *cfg, const char *key);
 
 /* Reference of every configuration key (name, type, default, doc) as text
  * (markdown = 0, for --help) or markdown (1).  Owned by the library. */
 TSR_API const char *tsr_config_reference(int markdown);
+/* The effective configuration as YAML, every key with a comment naming the
+ * layer its value came from ("default", a file, "command line").  *yaml_out
+ * is malloc'd: free it with tsr_free().  Since 0.1. */
+TSR_API tsr_status tsr_config_dump(const tsr_config *cfg, char **yaml_out);
+/* Free memory the library handed over (tsr_config_dump's text). */
+TSR_API void tsr_free(void *p);
 
 /* --- plugins ------------------------------------------------------------------ */
 
@@ -89,7 +102,8 @@ TSR_API tsr_status tsr_plugins_get(size_t i, tsr_plugin_info *out);
 typedef struct tsr_load_options {
     uint32_t struct_size;
     const char *model_path;      /* HF folder or .gguf; NULL: config's `model` */
-    const tsr_config *config;    /* NULL: built-in defaults                    */
+    const tsr_config *config;    /* NULL: built-in defaults.  Borrowed: it must
+                                    outlive the model (generation reads it)  */
     /* Progress of long loads: fraction in [0,1]; return nonzero to cancel. */
     int (*progress)(float fraction, void *user);
     void *progress_user;
@@ -98,8 +112,52 @@ typedef struct tsr_load_options {
 
 TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out);
 TSR_API void tsr_model_destroy(tsr_model *model);
+/* A YAML description of the loaded model: architecture, backends, and every
+ * weight with its shape (PyTorch order), format and storage.  *text is
+ * malloc'd: free it with tsr_free(). */
+TSR_API tsr_status tsr_model_describe(const tsr_model *model, char **text);
 /* The model's tokenizer, borrowed: lives as long as the model. */
 TSR_API const tsr_tokenizer *tsr_model_tokenizer(const tsr_model *model);
+
+/* Writing models (core/save.c, core/convert.c).  Progress: fraction in
+ * [0,1] and the tensor just written; return nonzero to cancel. */
+typedef int (*tsr_save_progress_fn)(float fraction, const char *tensor, void *user);
+
+typedef struct tsr_save_options {
+    uint32_t struct_size;
+    uint64_t max_shard_size;     /* bytes per safetensors shard; 0: 5 GB    */
+    tsr_save_progress_fn progress;
+    void *progress_user;
+} tsr_save_options;
+#define TSR_SAVE_OPTIONS_INIT { sizeof(tsr_save_options), 0, NULL, NULL }
+
+/* Save a loaded model as a Hugging Face folder `dir` (created if missing):
+ * weights its quantizer made in the method's own checkpoint layout (the
+ * quantizer's save_weight) with config.json's "quantization_config" from its
+ * save_config, every other weight as stored in the checkpoint, and the
+ * model's generation_config.json and tokenizer files copied.  Fails with
+ * TSR_ERR_UNSUPPORTED when the quantizer cannot serialize.  Not thread-safe
+ * on the same model.  Since 0.1. */
+TSR_API tsr_status tsr_model_save(const tsr_model *model, const char *dir,
+                                  const tsr_save_options *opt);
+
+typedef struct tsr_convert_options {
+    uint32_t struct_size;
+    const char *outtype;         /* f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|auto;
+                                    NULL: auto (as stored; f32 from GGUF)     */
+    tsr_save_progress_fn progress;
+    void *progress_user;
+    uint64_t max_shard_size;     /* GGUF -> HF: bytes per shard; 0: 5 GB      */
+} tsr_convert_options;
+#define TSR_CONVERT_OPTIONS_INIT { sizeof(tsr_convert_options), NULL, NULL, NULL, 0 }
+
+/* Convert between a Hugging Face folder and a GGUF file, by the input's
+ * kind: folder -> `out` .gguf as llama.cpp's convert_hf_to_gguf.py writes it
+ * (llama, mistral, qwen2); .gguf -> folder `out` as transformers saves a
+ * GGUF it loaded (dequantized safetensors, config.json, tokenizer.json,
+ * tokenizer_config.json, generation_config.json).  Thread-safe.  Since 0.1. */
+TSR_API tsr_status tsr_model_convert(const char *in, const char *out,
+                                     const tsr_convert_options *opt);
 
 /* --- tokenizer --------------------------------------------------------------- */
 
@@ -148,6 +206,13 @@ TSR_API tsr_status tsr_generate(tsr_model *model, const tsr_generate_options *op
 /* Logits of every prompt position: out [n * vocab].  Resets the cache. */
 TSR_API tsr_status tsr_model_logits(tsr_model *model, const int32_t *ids, size_t n,
                                     float *out);
+
+/* Run ids through the model continuing the KV cache (reset != 0 empties it
+ * first) and write the logits of the last position: last_logits [vocab].
+ * One call per generated token gives the decode step (benchmarks, custom
+ * sampling loops). */
+TSR_API tsr_status tsr_model_decode(tsr_model *model, const int32_t *ids, size_t n, int reset,
+                                    float *last_logits);
 
 #ifdef __cplusplus
 }

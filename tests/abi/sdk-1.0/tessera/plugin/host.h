@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include "tensor.h"
+#include "formats.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +23,8 @@ extern "C" {
 typedef struct tsr_graph tsr_graph;       /* a forward graph being built     */
 typedef struct tsr_json tsr_json;         /* a read-only JSON value          */
 typedef struct tsr_param_sink tsr_param_sink; /* collects declared weights   */
+typedef struct tsr_checkpoint tsr_checkpoint; /* read-only tensor source     */
+typedef struct tsr_tensor_sink tsr_tensor_sink; /* receives saved tensors    */
 
 /* JSON value kinds returned by json_type. */
 typedef enum tsr_json_type {
@@ -32,6 +35,11 @@ typedef enum tsr_json_type {
 
 /* Flags for declare_param. */
 #define TSR_PARAM_OPTIONAL 0x1u  /* absent in the checkpoint is not an error */
+#define TSR_PARAM_LINEAR 0x4u     /* the weight of a Linear module: may be
+                                     quantized (module = name less ".weight") */
+#define TSR_PARAM_TRANSPOSED 0x2u /* stored transposed (GPT-2's Conv1D keeps
+                                     [in, out]); the core transposes it to the
+                                     declared ne {in, out} on load */
 
 typedef struct tsr_host {
     uint32_t struct_size;
@@ -97,6 +105,21 @@ typedef struct tsr_host {
     tsr_tensor *(*kv_cache)(tsr_graph *g, int layer, int which);
     /* Mark the logits tensor [vocab, n_out] as the graph's output. */
     void (*set_output)(tsr_graph *g, tsr_tensor *logits);
+
+    /* --- weight formats and checkpoints (quantizers, backends) ------------ */
+    /* Dequantize row `row` (output feature) of a weight in any known format
+     * (plain, GGML block, formats.h) into dst[0..ne[0]).  Thread-safe. */
+    tsr_status (*dequantize_row)(const tsr_tensor *w, int64_t row, float *dst);
+    /* Describe checkpoint tensor `name` as a leaf (dtype, ne, nb, data; data
+     * points into the file) and mark it used; TSR_ERR_NOT_FOUND (no error
+     * text set) if absent. */
+    tsr_status (*checkpoint_tensor)(const tsr_checkpoint *ck, const char *name,
+                                    tsr_tensor *out);
+    /* Write a tensor being saved: shape in PyTorch order, plain dtype
+     * (F32/F16/BF16/I8/U8/I16/I32/I64); the bytes are copied. */
+    tsr_status (*emit_tensor)(tsr_tensor_sink *sink, const char *name, uint32_t dtype,
+                              int n_dims, const int64_t *shape, const void *data,
+                              size_t nbytes);
     /* since 1.0: append new members below this line only. */
 } tsr_host;
 

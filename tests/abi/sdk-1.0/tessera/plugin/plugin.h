@@ -54,7 +54,13 @@ typedef const tsr_plugin_desc *(*tsr_plugin_entry_fn)(const tsr_host *host);
 #  define TSR_PLUGIN_EXPORT
 #endif
 
-/* Declare the plugin's entry point in exactly one source file. */
+/* The entry point every plugin defines (in exactly one source file, with
+ * TSR_PLUGIN_DEFINE_ENTRY { ... }). */
+#ifdef __cplusplus
+extern "C"
+#endif
+TSR_PLUGIN_EXPORT const tsr_plugin_desc *tessera_plugin_entry(const tsr_host *host);
+
 #ifdef __cplusplus
 #  define TSR_PLUGIN_DEFINE_ENTRY \
     extern "C" TSR_PLUGIN_EXPORT const tsr_plugin_desc *tessera_plugin_entry(const tsr_host *host)

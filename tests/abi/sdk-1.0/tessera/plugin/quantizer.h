@@ -16,7 +16,6 @@
 extern "C" {
 #endif
 
-typedef struct tsr_checkpoint tsr_checkpoint;  /* read-only tensor source */
 
 /* Capabilities, as HfQuantizer's class attributes. */
 #define TSR_QUANT_REQUIRES_CALIBRATION 0x1u
@@ -39,6 +38,22 @@ typedef struct tsr_quantizer_vtable {
     /* Quantize a dense f32 weight [in, out] into `out`. Optional. */
     tsr_status (*quantize_weight)(void *state, const char *module,
                                   const float *w, const int64_t *ne, tsr_tensor *out);
+    /* Free what load_weight/quantize_weight allocated for `t` (its data and
+     * format_data).  Called once per weight when the model is destroyed. */
+    void (*release_weight)(void *state, tsr_tensor *t);
+    /* Serialize a weight this quantizer made, in the method's own checkpoint
+     * layout (e.g. qweight/qzeros/scales), through host->emit_tensor. */
+    tsr_status (*save_weight)(void *state, const char *module, const tsr_tensor *w,
+                              tsr_tensor_sink *sink);
+    /* The config.json "quantization_config" object as JSON text (malloc'd
+     * with host->alloc; the caller frees it with host->free). */
+    tsr_status (*save_config)(void *state, char **json);
+    /* Calibration (TSR_QUANT_REQUIRES_CALIBRATION, e.g. GPTQ): called with
+     * each batch of inputs x [K, M] (M rows of K) that reaches `module`
+     * while calibration text runs through the float model, before
+     * quantize_weight is called for it.  Optional. */
+    tsr_status (*observe_input)(void *state, const char *module, const float *x,
+                                int64_t K, int64_t M);
     /* since 1.0: append below. */
 } tsr_quantizer_vtable;
 

@@ -36,8 +36,9 @@ typedef enum tsr_op {
     TSR_OP_MUL_MAT = 4,   /* y = x W^T + b: src0 W [K, Nout] (any weight
                              format), src1 x [K, M] f32, src2 bias [Nout] or
                              NULL -> [Nout, M] f32 (torch.nn.Linear) */
-    TSR_OP_ADD = 5,       /* src0 [D, N] + src1 ([D, N] or [D] broadcast) */
-    TSR_OP_MUL = 6,       /* src0 [D, N] * src1 ([D, N] or [D] broadcast) */
+    TSR_OP_ADD = 5,       /* src0 [D, N] + src1: [D, N], or broadcast along
+                             any dimension where src1 has size 1 */
+    TSR_OP_MUL = 6,       /* src0 [D, N] * src1, broadcast as TSR_OP_ADD */
     TSR_OP_SCALE = 7,     /* src0 * p.f[0] */
     TSR_OP_SILU = 8,      /* x * sigmoid(x) */
     TSR_OP_GELU = 9,      /* p.i[0]: 0 erf (exact), 1 tanh approximation */
@@ -63,6 +64,11 @@ typedef enum tsr_op {
     TSR_OP_CPY = 16,      /* convert/copy src0 into the node's dtype/layout */
     TSR_OP_TANH = 17,
     TSR_OP_RELU = 18,
+    TSR_OP_SIGMOID = 19,
+    TSR_OP_MOE_GATE = 20, /* router logits src0 [E, N] -> dense weights
+                             [E, N]: softmax over E, keep the p.i[0] largest
+                             (top_k), zero the rest; p.i[1] = 1 renormalises
+                             the kept ones to sum 1 (norm_topk_prob) */
     TSR_OP_COUNT_
 } tsr_op;
 
