@@ -167,7 +167,8 @@ typedef struct loader {
     int32_t *types;
 } loader;
 
-/* An optional token id: -1 if the key is absent; out of range: a warning, -1. */
+/* An optional token id: -1 if the key is absent or -1/0xFFFFFFFF (none);
+ * otherwise out of range: a warning, -1. */
 static tsr_status opt_id(loader *L, const char *key, int32_t *out)
 {
     *out = -1;
@@ -177,6 +178,8 @@ static tsr_status opt_id(loader *L, const char *key, int32_t *out)
     tsr_status st = tsr__gguf_get_int(L->g, key, &v);
     if (st)
         return st;
+    if (v == -1 || v == 0xFFFFFFFFll)
+        return TSR_OK; /* llama.cpp's way of writing "none" (uint32 -1) */
     if (v < 0 || (uint64_t)v >= L->sp.n_vocab) {
         tsr__log(TSR_LOG_WARN, "%s: %s = %lld is not a token id (vocabulary of %zu); ignored",
                  L->path, key, (long long)v, L->sp.n_vocab);
