@@ -23,7 +23,8 @@ tsr_status mb_decl_linear(const tsr_host *H, tsr_param_sink *s, int64_t in, int6
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    tsr_status st = mb_decl(H, s, 0, in, out, "%s.weight", name);
+    /* a Linear weight: quantizable (TSR_PARAM_LINEAR) */
+    tsr_status st = mb_decl(H, s, TSR_PARAM_LINEAR, in, out, "%s.weight", name);
     if (!st && bias)
         st = mb_decl(H, s, 0, out, 0, "%s.bias", name);
     return st;
@@ -154,4 +155,44 @@ tsr_tensor *mb_attention(mb *b, int l, const char *pre, tsr_tensor *q, tsr_tenso
         return NULL;
     int64_t flat[2] = {q->ne[0] * q->ne[1], N};
     return H->view(g, o, 2, flat, NULL, 0, mb_nm(b, "%s.attn_flat", pre));
+}
+
+tsr_status mb_head(mb *b, tsr_tensor *x, tsr_tensor *norm_w, float eps, float offset,
+                   tsr_tensor *head, const tsr_batch *batch)
+{
+    if (!x || b->fail)
+        return TSR_ERR_NOT_FOUND; /* the host has set the error */
+    /* hidden_states = self.norm(hidden_states) */
+    x = mb_rms_norm(b, x, norm_w, eps, offset, "model.norm");
+    /* logits_to_keep: the last position only, unless every one is wanted */
+    if (x && !batch->logits_all && batch->n_tokens > 1)
+        x = mb_last(b, x, "model.norm.last");
+    tsr_tensor *logits = mb_linear(b, x, head, NULL, "lm_head");
+    if (!logits || b->fail)
+        return TSR_ERR_NOT_FOUND;
+    b->H->set_output(b->g, logits);
+    return TSR_OK;
+}
+
+tsr_tensor *mb_gated_mlp(mb *b, tsr_tensor *h, const char *pre, tsr_op op, int gelu_tanh, int bias)
+{
+    /* down_proj(act_fn(gate_proj(x)) * up_proj(x)) */
+    tsr_tensor *gt = mb_linear(b, h, mb_w(b, "%s.gate_proj.weight", pre),
+                               bias ? mb_w(b, "%s.gate_proj.bias", pre) : NULL,
+                               mb_nm(b, "%s.gate_proj", pre));
+    tsr_tensor *up = mb_linear(b, h, mb_w(b, "%s.up_proj.weight", pre),
+                               bias ? mb_w(b, "%s.up_proj.bias", pre) : NULL,
+                               mb_nm(b, "%s.up_proj", pre));
+    int32_t gp[1] = {gelu_tanh};
+    tsr_tensor *act = gt && up ? mb_op(b, op, gt, up, gp, 1, mb_nm(b, "%s.act", pre)) : NULL;
+    return mb_linear(b, act, mb_w(b, "%s.down_proj.weight", pre),
+                     bias ? mb_w(b, "%s.down_proj.bias", pre) : NULL, mb_nm(b, "%s.down_proj", pre));
+}
+
+int mb_probe_portable(const tsr_host *host, char *why, size_t len)
+{
+    (void)host;
+    (void)why;
+    (void)len;
+    return 1;
 }

@@ -18,7 +18,8 @@ typedef struct mb {
 /* Declare a 1-D (d1 == 0) or 2-D weight by its formatted HF name. */
 tsr_status mb_decl(const tsr_host *H, tsr_param_sink *s, uint32_t flags, int64_t d0, int64_t d1,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Declare a [d0] weight and, if `bias`, the matching ".bias"; name is the module. */
+/* Declare a Linear module's weight [in, out] (TSR_PARAM_LINEAR: quantizable)
+ * and, if `bias`, its ".bias"; the format names the module. */
 tsr_status mb_decl_linear(const tsr_host *H, tsr_param_sink *s, int64_t in, int64_t out, int bias,
                           const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -60,4 +61,19 @@ typedef struct mb_attn {
 } mb_attn;
 tsr_tensor *mb_attention(mb *b, int l, const char *pre, tsr_tensor *q, tsr_tensor *k, tsr_tensor *v,
                          const mb_attn *a);
+/* The decoder's tail (LlamaModel.norm + lm_head, logits_to_keep): x
+ * [D, N] -> norm(x) (RMSNorm with weight + offset) -> the last column
+ * unless the batch wants every position -> logits through `head`; sets the
+ * graph output.  Returns TSR_OK, or the status of the first failure (the
+ * host has recorded it). */
+tsr_status mb_head(mb *b, tsr_tensor *x, tsr_tensor *norm_w, float eps, float offset,
+                   tsr_tensor *head, const tsr_batch *batch);
+
+/* act_fn(gate_proj(h)) * up_proj(h) -> down_proj, with node and weight
+ * names under `pre` ("model.layers.3.mlp"); op TSR_OP_SWIGLU or
+ * TSR_OP_GEGLU (gelu_tanh selects the tanh approximation). */
+tsr_tensor *mb_gated_mlp(mb *b, tsr_tensor *h, const char *pre, tsr_op op, int gelu_tanh, int bias);
+
+/* The probe of a portable model plugin: it runs wherever it loads. */
+int mb_probe_portable(const tsr_host *host, char *why, size_t len);
 #endif

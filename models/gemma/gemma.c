@@ -110,7 +110,7 @@ static tsr_status gemma_declare(void *state, tsr_param_sink *s)
         L_(F, D, 0, "%s.%d.mlp.down_proj", p, l);
     }
     D_(0, D, 0, "model.norm.weight");
-    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
 #undef D_
 #undef L_
     return TSR_OK;
@@ -169,35 +169,15 @@ static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
         /* GemmaMLP: down_proj(gelu_tanh(gate_proj(x)) * up_proj(x)) */
         h = mb_rms_norm(&b, x, mb_w(&b, "%s.post_attention_layernorm.weight", pre), m->eps, 1.0f,
                         mb_nm(&b, "%s.post_attention_layernorm", pre));
-        tsr_tensor *gt = mb_linear(&b, h, mb_w(&b, "%s.mlp.gate_proj.weight", pre), NULL,
-                                   mb_nm(&b, "%s.mlp.gate_proj", pre));
-        tsr_tensor *up = mb_linear(&b, h, mb_w(&b, "%s.mlp.up_proj.weight", pre), NULL,
-                                   mb_nm(&b, "%s.mlp.up_proj", pre));
-        int32_t gp[1] = {m->gelu_tanh};
-        tsr_tensor *act = up ? mb_op(&b, TSR_OP_GEGLU, gt, up, gp, 1, mb_nm(&b, "%s.mlp.act", pre)) : NULL;
-        tsr_tensor *dn = mb_linear(&b, act, mb_w(&b, "%s.mlp.down_proj.weight", pre), NULL,
-                                   mb_nm(&b, "%s.mlp.down_proj", pre));
+        char mlp[80];
+        snprintf(mlp, sizeof mlp, "%s.mlp", pre);
+        tsr_tensor *dn = mb_gated_mlp(&b, h, mlp, TSR_OP_GEGLU, m->gelu_tanh, 0);
         x = dn ? mb_op(&b, TSR_OP_ADD, x, dn, NULL, 0, mb_nm(&b, "%s.mlp_residual", pre)) : NULL;
     }
     if (!x || b.fail)
         return TSR_ERR_NOT_FOUND; /* the host has set the error */
-    x = mb_rms_norm(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 1.0f, "model.norm");
-    if (x && !batch->logits_all && N > 1)
-        x = mb_last(&b, x, "model.norm.last");
     tsr_tensor *head = m->tied ? emb : mb_w(&b, "lm_head.weight");
-    tsr_tensor *logits = mb_linear(&b, x, head, NULL, "lm_head");
-    if (!logits || b.fail)
-        return TSR_ERR_NOT_FOUND;
-    H->set_output(g, logits);
-    return TSR_OK;
-}
-
-static int gemma_probe(const tsr_host *host, char *why, size_t len)
-{
-    (void)host;
-    (void)why;
-    (void)len;
-    return 1;
+    return mb_head(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 1.0f, head, batch);
 }
 
 static const tsr_model_vtable gemma_vtable = {
@@ -210,7 +190,7 @@ static const tsr_model_vtable gemma_vtable = {
 };
 
 static const tsr_plugin_desc gemma_desc = TSR_PLUGIN_DESC_INIT(
-    TSR_PLUGIN_MODEL, "gemma", "0.1.0", "Gemma (GemmaForCausalLM)", gemma_probe, &gemma_vtable);
+    TSR_PLUGIN_MODEL, "gemma", "0.1.0", "Gemma (GemmaForCausalLM)", mb_probe_portable, &gemma_vtable);
 
 TSR_PLUGIN_DEFINE_ENTRY
 {

@@ -85,7 +85,8 @@ static tsr_status gpt2_declare(void *state, tsr_param_sink *s)
 {
     gpt2 *m = state;
     int64_t D = m->n_embd, F = m->n_ff;
-    const uint32_t T = TSR_PARAM_TRANSPOSED; /* Conv1D: stored [in, out] */
+    /* Conv1D: stored [in, out]; a Linear layer all the same (quantizable) */
+    const uint32_t T = TSR_PARAM_TRANSPOSED | TSR_PARAM_LINEAR;
     tsr_status st;
 #define D_(...) do { if ((st = mb_decl(H, s, __VA_ARGS__))) return st; } while (0)
     D_(0, D, m->n_vocab, "transformer.wte.weight");
@@ -108,7 +109,7 @@ static tsr_status gpt2_declare(void *state, tsr_param_sink *s)
     D_(0, D, 0, "transformer.ln_f.weight");
     D_(0, D, 0, "transformer.ln_f.bias");
     /* tied: lm_head is wte; a stored copy is accepted and ignored */
-    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
 #undef D_
     return TSR_OK;
 }
@@ -184,14 +185,6 @@ static tsr_status gpt2_build(void *state, tsr_graph *g, const tsr_batch *batch)
     return TSR_OK;
 }
 
-static int gpt2_probe(const tsr_host *host, char *why, size_t len)
-{
-    (void)host;
-    (void)why;
-    (void)len;
-    return 1;
-}
-
 static const tsr_model_vtable gpt2_vtable = {
     .struct_size = sizeof(tsr_model_vtable),
     .create = gpt2_create,
@@ -202,7 +195,7 @@ static const tsr_model_vtable gpt2_vtable = {
 };
 
 static const tsr_plugin_desc gpt2_desc = TSR_PLUGIN_DESC_INIT(
-    TSR_PLUGIN_MODEL, "gpt2", "0.1.0", "GPT-2 (GPT2LMHeadModel)", gpt2_probe, &gpt2_vtable);
+    TSR_PLUGIN_MODEL, "gpt2", "0.1.0", "GPT-2 (GPT2LMHeadModel)", mb_probe_portable, &gpt2_vtable);
 
 TSR_PLUGIN_DEFINE_ENTRY
 {

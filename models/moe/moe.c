@@ -308,23 +308,8 @@ static tsr_status moe_build(void *state, tsr_graph *g, const tsr_batch *batch)
     }
     if (!x || b.fail)
         return TSR_ERR_NOT_FOUND; /* the host has set the error */
-    x = mb_rms_norm(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 0.0f, "model.norm");
-    if (x && !batch->logits_all && N > 1)
-        x = mb_last(&b, x, "model.norm.last");
     tsr_tensor *head = m->tied ? emb : mb_w(&b, "lm_head.weight");
-    tsr_tensor *logits = mb_linear(&b, x, head, NULL, "lm_head");
-    if (!logits || b.fail)
-        return TSR_ERR_NOT_FOUND;
-    H->set_output(g, logits);
-    return TSR_OK;
-}
-
-static int moe_probe(const tsr_host *host, char *why, size_t len)
-{
-    (void)host;
-    (void)why;
-    (void)len;
-    return 1;
+    return mb_head(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 0.0f, head, batch);
 }
 
 static const tsr_model_vtable moe_vtable = {
@@ -338,7 +323,7 @@ static const tsr_model_vtable moe_vtable = {
 
 static const tsr_plugin_desc moe_desc = TSR_PLUGIN_DESC_INIT(
     TSR_PLUGIN_MODEL, "moe", "0.1.0", "Mixtral and Qwen2-MoE sparse mixture-of-experts decoders",
-    moe_probe, &moe_vtable);
+    mb_probe_portable, &moe_vtable);
 
 TSR_PLUGIN_DEFINE_ENTRY
 {

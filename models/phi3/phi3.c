@@ -91,14 +91,14 @@ static tsr_status phi3_declare(void *state, tsr_param_sink *s)
     for (int l = 0; l < m->n_layer; l++) {
         const char *p = "model.layers";
         D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
-        D_(0, D, q + 2 * kv, "%s.%d.self_attn.qkv_proj.weight", p, l);
-        D_(0, q, D, "%s.%d.self_attn.o_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, q + 2 * kv, "%s.%d.self_attn.qkv_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, q, D, "%s.%d.self_attn.o_proj.weight", p, l);
         D_(0, D, 0, "%s.%d.post_attention_layernorm.weight", p, l);
-        D_(0, D, 2 * F, "%s.%d.mlp.gate_up_proj.weight", p, l);
-        D_(0, F, D, "%s.%d.mlp.down_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, D, 2 * F, "%s.%d.mlp.gate_up_proj.weight", p, l);
+        D_(TSR_PARAM_LINEAR, F, D, "%s.%d.mlp.down_proj.weight", p, l);
     }
     D_(0, D, 0, "model.norm.weight");
-    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
 #undef D_
     return TSR_OK;
 }
@@ -160,23 +160,8 @@ static tsr_status phi3_build(void *state, tsr_graph *g, const tsr_batch *batch)
     }
     if (!x || b.fail)
         return TSR_ERR_NOT_FOUND; /* the host has set the error */
-    x = mb_rms_norm(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 0.0f, "model.norm");
-    if (x && !batch->logits_all && N > 1)
-        x = mb_last(&b, x, "model.norm.last");
     tsr_tensor *head = m->tied ? emb : mb_w(&b, "lm_head.weight");
-    tsr_tensor *logits = mb_linear(&b, x, head, NULL, "lm_head");
-    if (!logits || b.fail)
-        return TSR_ERR_NOT_FOUND;
-    H->set_output(g, logits);
-    return TSR_OK;
-}
-
-static int phi3_probe(const tsr_host *host, char *why, size_t len)
-{
-    (void)host;
-    (void)why;
-    (void)len;
-    return 1;
+    return mb_head(&b, x, mb_w(&b, "model.norm.weight"), m->eps, 0.0f, head, batch);
 }
 
 static const tsr_model_vtable phi3_vtable = {
@@ -189,7 +174,7 @@ static const tsr_model_vtable phi3_vtable = {
 };
 
 static const tsr_plugin_desc phi3_desc = TSR_PLUGIN_DESC_INIT(
-    TSR_PLUGIN_MODEL, "phi3", "0.1.0", "Phi-3 (Phi3ForCausalLM)", phi3_probe, &phi3_vtable);
+    TSR_PLUGIN_MODEL, "phi3", "0.1.0", "Phi-3 (Phi3ForCausalLM)", mb_probe_portable, &phi3_vtable);
 
 TSR_PLUGIN_DEFINE_ENTRY
 {
