@@ -3,7 +3,7 @@
 # Runs apt-get only when something is missing; uses sudo when not root.
 set -eu
 PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev
-      g++ python3 time"
+      g++ python3 time jq"
 # Optional plugins: AUTO builds them when these are present.
 OPTIONAL_PKGS="${TESSERA_OPTIONAL_PKGS-libdnnl-dev hipcc libamdhip64-dev}"
 missing=""

@@ -23,8 +23,11 @@ int cli_common_init(cli_common *c)
     tsr_status st = tsr_config_create(&c->cfg);
     if (!st)
         st = tsr_config_load_default_files(c->cfg);
-    if (st)
-        return tsr_cli_fail("configuration", st);
+    if (st) {
+        tsr_cli_fail("configuration", st);
+        cli_common_free(c);
+        return 1;
+    }
     return 0;
 }
 

@@ -123,8 +123,13 @@ if command -v jq >/dev/null; then
 else
   check "--json mentions example" 'grep -q "\"name\": \"example\"" <<<"$json"'
 fi
-# An application built against the installed library (pkg-config).
-if "$cc" -std=c11 -Wall -Werror "$TESSERA_SOURCE_DIR/tests/plugins/list_public.c" -o "$tmp/list_public" \
+# An application built against the installed library (pkg-config).  A
+# sanitizer build of tessera needs its applications built the same way.
+san=""
+if ldd "$libdir/libtessera.so.0" 2>/dev/null | grep -q libasan; then
+  san="-fsanitize=address,undefined"
+fi
+if "$cc" -std=c11 -Wall -Werror $san "$TESSERA_SOURCE_DIR/tests/plugins/list_public.c" -o "$tmp/list_public" \
      $(pkg-config --cflags --libs tessera); then
   check "application linked to the installed libtessera sees example" '"$tmp/list_public" example'
   check "it used the installed library" 'LD_DEBUG=libs "$tmp/list_public" example 2>&1 | grep -q "calling init: $libdir/libtessera.so.0"'
