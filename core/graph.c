@@ -16,6 +16,10 @@ typedef struct gnode {
     int index;              /* position in g->nodes, -1 for leaves           */
     int last_use;           /* index of the last node reading this storage   */
     int is_compute;         /* needs a backend                               */
+    int dom;                /* memory it lives in: -1 host, else a device
+                               backend's index (see tsr__graph_compute)      */
+    int xfer_from;          /* copies made by the core: the source's memory  */
+    int is_xfer;            /* 1: a copy between memories, run by the core   */
 } gnode;
 
 /* Private flag on tensors created by a graph (as opposed to weights and
@@ -37,7 +41,13 @@ struct tsr_graph {
     size_t n_blobs, cap_blobs;
     gnode *ids, *pos, *output;
     int32_t *ids_data, *pos_data;
+    struct shadow *shadows; /* with device backends: a tensor's copy in       */
+    size_t n_shadows, cap_shadows; /* another memory (one per source+memory) */
 };
+
+/* A tensor's stand-in in another memory: a weight's device copy (a leaf) or
+ * a copy made by the core just before its first reader there. */
+typedef struct shadow { const tsr_tensor *src; int dom; gnode *n; } shadow;
 
 static bool push(void ***arr, size_t *n, size_t *cap, void *p)
 {
@@ -96,6 +106,7 @@ static gnode *new_tensor(tsr_graph *g, uint32_t dtype, int n_dims, const int64_t
     n->owner = n;
     n->index = -1;
     n->last_use = -1;
+    n->dom = -1;
     return n;
 }
 
@@ -255,6 +266,7 @@ void tsr__graph_destroy(tsr_graph *g)
     free(g->blobs);
     free(g->ids_data);
     free(g->pos_data);
+    free(g->shadows);
     free(g);
 }
 
@@ -292,7 +304,7 @@ static bool place(live **lv, size_t *n_live, size_t *cap, gnode *n, size_t size,
     return true;
 }
 
-static tsr_status plan(tsr_graph *g, size_t *peak_out)
+static void last_uses(tsr_graph *g)
 {
     /* last reader of every storage owner */
     for (size_t i = 0; i < g->n_nodes; i++) {
@@ -307,12 +319,16 @@ static tsr_status plan(tsr_graph *g, size_t *peak_out)
     }
     if (g->output && g->output->owner)
         g->output->owner->last_use = (int)g->n_nodes; /* kept to the end */
+}
 
+/* Offsets for the buffers of the nodes living in memory `dom`. */
+static tsr_status plan(tsr_graph *g, int dom, size_t *peak_out)
+{
     live *lv = NULL;
     size_t n_live = 0, cap = 0, peak = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         gnode *n = g->nodes[i];
-        if (n->is_compute && n->owner == n &&
+        if (n->is_compute && n->owner == n && n->dom == dom &&
             !place(&lv, &n_live, &cap, n, n->nbytes, &peak)) {
             free(lv);
             return tsr__error(TSR_ERR_NOMEM, "out of memory planning the graph");
@@ -383,7 +399,7 @@ static void dump_npy(const char *dir, int step, const tsr_tensor *t)
 
 /* --- execution ------------------------------------------------------------------- */
 
-int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, size_t *match_len)
+int tsr__dmap_find(const tsr__dmap_entry *map, size_t n, const char *name)
 {
     int best = -1;
     size_t best_len = 0;
@@ -404,13 +420,27 @@ int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, siz
             len = pl;
         }
         if (best < 0 || len > best_len) {
-            best = e->backend;
+            best = (int)i;
             best_len = len;
         }
     }
-    if (match_len)
-        *match_len = best_len;
     return best;
+}
+
+int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, size_t *match_len)
+{
+    int e = tsr__dmap_find(map, n, name);
+    if (match_len) {
+        *match_len = 0;
+        if (e >= 0) {
+            const char *end = name + strlen(map[e].prefix);
+            if (map[e].lo >= 0)
+                while (*end >= '0' && *end <= '9')
+                    end++;
+            *match_len = (size_t)(end - name);
+        }
+    }
+    return e >= 0 ? map[e].backend : -1;
 }
 
 static tsr_status assign_backends(tsr_graph *g)
@@ -440,14 +470,261 @@ static tsr_status assign_backends(tsr_graph *g)
     return TSR_OK;
 }
 
+/* --- placement across memories ------------------------------------------------------ */
+
+/* The memory a backend computes in: -1 for the host, else its own index. */
+static int backend_dom(const tsr__graph_env *env, uint32_t b)
+{
+    return env->backends[b].host_memory ? -1 : (int)b;
+}
+
+/* The layer whose KV cache leaf `t` is, or -1. */
+static int kv_layer(const tsr__kv_cache *kv, const tsr_tensor *t)
+{
+    if (!kv || !(t->flags & TSR_TENSOR_FLAG_CACHE))
+        return -1;
+    if (t >= kv->kt && t < kv->kt + kv->n_layer)
+        return (int)(t - kv->kt);
+    if (t >= kv->vt && t < kv->vt + kv->n_layer)
+        return (int)(t - kv->vt);
+    return -1;
+}
+
+/* Where a tensor's data lives now.  Weights: their host data is always
+ * valid (a device copy is reached through a shadow). */
+static int tensor_dom(const tsr_graph *g, const tsr_tensor *t)
+{
+    gnode *n = as_node((tsr_tensor *)t);
+    if (n)
+        return n->dom;
+    int l = kv_layer(g->env->kv, t);
+    return l >= 0 ? g->env->kv->dev[l] : -1;
+}
+
+/* The KV cache of a layer lives where its attention runs: the cache store
+ * goes with it, and the cache moves there (once; it stays afterwards). */
+static tsr_status place_kv(tsr_graph *g)
+{
+    tsr__graph_env *env = g->env;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gnode *a = g->nodes[i];
+        if (a->t.op != TSR_OP_ATTENTION || !a->is_compute)
+            continue;
+        int d = backend_dom(env, a->t.backend);
+        for (int w = 1; w <= 2; w++) {
+            gnode *st = as_node(a->t.src[w]);
+            tsr_tensor *leaf = st && st->t.op == TSR_OP_KV_STORE ? st->t.src[1] : a->t.src[w];
+            int l = leaf ? kv_layer(env->kv, leaf) : -1;
+            if (l < 0)
+                continue;
+            if (st && st->t.op == TSR_OP_KV_STORE && backend_dom(env, st->t.backend) != d) {
+                if (!env->backends[a->t.backend].vt->supports(env->backends[a->t.backend].state,
+                                                              &st->t))
+                    return tsr__error(TSR_ERR_UNSUPPORTED,
+                                      "backend '%s' runs '%s' but cannot store its KV cache "
+                                      "('%s'), and the cache must live in its memory",
+                                      env->backends[a->t.backend].name, a->t.name, st->t.name);
+                st->t.backend = a->t.backend;
+            }
+            if (env->kv->dev[l] != d) {
+                tsr_status s = tsr__kv_move(env->kv, l, d);
+                if (s)
+                    return s;
+            }
+        }
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr__graph_schedule(tsr_graph *g)
+{
+    tsr_status st = assign_backends(g);
+    if (!st && g->env->n_device_backends)
+        st = place_kv(g);
+    return st;
+}
+
+tsr_tensor *tsr__graph_node(tsr_graph *g, size_t i) { return &g->nodes[i]->t; }
+
+size_t tsr__tensor_span(const tsr_tensor *t)
+{
+    size_t es = tsr__dtype_size(t->dtype);
+    if (es == 0 || t->nb[0] == 0) /* block formats: whole rows */
+        return t->nb[1] * (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    size_t span = es;
+    for (int d = 0; d < TSR_MAX_DIMS; d++)
+        span += (size_t)(t->ne[d] - 1) * t->nb[d];
+    return span;
+}
+
+tsr__param *tsr__param_of(const tsr__graph_env *env, const tsr_tensor *t)
+{
+    const char *p = (const char *)t, *lo = (const char *)env->params;
+    if (!env->params || p < lo || p >= (const char *)(env->params + env->n_params))
+        return NULL;
+    tsr__param *pr = &env->params[(size_t)(p - lo) / sizeof *env->params];
+    return &pr->t == t ? pr : NULL;
+}
+
+/* The stand-in for `s` in memory `dom`: a weight's uploaded copy, or a copy
+ * node inserted now (before the node being placed, its first reader). */
+static gnode *shadow_for(tsr_graph *g, tsr_tensor *s, int dom)
+{
+    for (size_t i = 0; i < g->n_shadows; i++)
+        if (g->shadows[i].src == s && g->shadows[i].dom == dom)
+            return g->shadows[i].n;
+    if (g->n_shadows == g->cap_shadows) {
+        size_t nc = g->cap_shadows ? g->cap_shadows * 2 : 64;
+        shadow *ns = realloc(g->shadows, nc * sizeof *ns);
+        if (!ns)
+            return NULL;
+        g->shadows = ns;
+        g->cap_shadows = nc;
+    }
+    char name[512];
+    snprintf(name, sizeof name, "%s@%s", s->name ? s->name : "?",
+             dom < 0 ? "host" : g->env->backends[dom].device);
+    int64_t ne[TSR_MAX_DIMS] = {s->ne[0], s->ne[1], s->ne[2], s->ne[3]};
+    gnode *n = new_tensor(g, s->dtype, TSR_MAX_DIMS, ne, name);
+    if (!n)
+        return NULL;
+    memcpy(n->t.nb, s->nb, sizeof n->t.nb);
+    n->t.format_data = s->format_data;
+    n->dom = dom;
+    tsr__param *p = tsr__param_of(g->env, s);
+    if (p && p->dev_data && p->dev_backend == dom) {
+        /* an uploaded weight: a leaf pointing at its device copy */
+        n->t.flags |= TSR_TENSOR_FLAG_PARAM;
+        n->t.data = p->dev_data;
+    } else {
+        /* a copy by the core (activations; weights offloaded or used on a
+         * second device are streamed here before every use) */
+        n->t.op = TSR_OP_CPY;
+        n->t.src[0] = s;
+        n->is_compute = 1;
+        n->is_xfer = 1;
+        n->xfer_from = tensor_dom(g, s);
+        n->nbytes = tsr__tensor_span(s);
+        n->index = (int)g->n_nodes;
+        if (!push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, n))
+            return NULL;
+    }
+    g->shadows[g->n_shadows++] = (shadow){s, dom, n};
+    return n;
+}
+
+/* Give every node the memory of its backend and read inputs that live
+ * elsewhere through shadows; the output comes back to the host. */
+static tsr_status place_copies(tsr_graph *g)
+{
+    gnode **old = g->nodes;
+    size_t n_old = g->n_nodes;
+    g->nodes = NULL;
+    g->n_nodes = g->cap_nodes = 0;
+    tsr_status st = TSR_OK;
+    for (size_t i = 0; i < n_old && !st; i++) {
+        gnode *n = old[i];
+        if (n->t.flags & TSR_TENSOR_FLAG_VIEW) {
+            n->dom = tensor_dom(g, n->t.src[0]);
+        } else if (n->is_compute) {
+            int d = backend_dom(g->env, n->t.backend);
+            for (int k = 0; k < TSR_MAX_SRC; k++) {
+                tsr_tensor *s = n->t.src[k];
+                if (!s || tensor_dom(g, s) == d)
+                    continue;
+                gnode *sh = shadow_for(g, s, d);
+                if (!sh) {
+                    st = tsr__error(TSR_ERR_NOMEM, "out of memory placing the graph");
+                    break;
+                }
+                n->t.src[k] = &sh->t;
+            }
+            n->dom = d;
+        }
+        n->index = (int)g->n_nodes;
+        if (!push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, n))
+            st = tsr__error(TSR_ERR_NOMEM, "out of memory placing the graph");
+    }
+    free(old);
+    if (!st && g->output && g->output->dom >= 0) { /* the logits come back to the host */
+        gnode *h = shadow_for(g, &g->output->t, -1);
+        if (!h)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory placing the graph");
+        g->output = h;
+    }
+    return st;
+}
+
+/* Run a copy node: host <-> device through the device's backend, device
+ * <-> device through a host buffer (the ABI has no peer copy). */
+static tsr_status run_copy(tsr__graph_env *env, gnode *n)
+{
+    const void *src = n->t.src[0]->data;
+    size_t bytes = n->nbytes;
+    int from = n->xfer_from, to = n->dom;
+    tsr_status st;
+    if (from < 0 && to >= 0)
+        st = env->backends[to].vt->copy_to_device(env->backends[to].state, n->t.data, src, bytes);
+    else if (from >= 0 && to < 0)
+        st = env->backends[from].vt->copy_to_host(env->backends[from].state, n->t.data, src, bytes);
+    else {
+        void *tmp = tsr__alloc(bytes);
+        if (!tmp)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory copying '%s'", n->t.name);
+        st = env->backends[from].vt->copy_to_host(env->backends[from].state, tmp, src, bytes);
+        if (!st)
+            st = env->backends[to].vt->copy_to_device(env->backends[to].state, n->t.data, tmp, bytes);
+        tsr__free(tmp);
+    }
+    if (st)
+        return tsr__error_prefix(st, "copying '%s' (%zu bytes)", n->t.name, bytes);
+    return TSR_OK;
+}
+
+/* Make sure a device backend's arena holds `need` bytes (kept across steps). */
+static tsr_status device_arena(tsr__backend *b, size_t need)
+{
+    if (need <= b->arena_size)
+        return TSR_OK;
+    if (b->arena)
+        b->vt->buffer_free(b->state, b->arena);
+    b->arena = NULL;
+    b->arena_size = 0;
+    tsr_status st = b->vt->buffer_alloc(b->state, need, &b->arena);
+    if (st)
+        return tsr__error_prefix(st, "activations on %s need %zu bytes", b->device, need);
+    b->arena_size = need;
+    return TSR_OK;
+}
+
+static void dump_node(tsr__graph_env *env, const gnode *n)
+{
+    if (n->dom < 0) {
+        dump_npy(env->dump_dir, env->step, &n->t);
+        return;
+    }
+    tsr_tensor t = n->t; /* device data: through a host copy */
+    size_t bytes = tsr__tensor_span(&t);
+    void *tmp = tsr__alloc(bytes);
+    tsr__backend *b = &env->backends[n->dom];
+    if (tmp && !b->vt->copy_to_host(b->state, tmp, t.data, bytes)) {
+        t.data = tmp;
+        dump_npy(env->dump_dir, env->step, &t);
+    }
+    tsr__free(tmp);
+}
+
 tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
 {
     tsr__graph_env *env = g->env;
-    tsr_status st = assign_backends(g);
+    tsr_status st = tsr__graph_schedule(g);
     if (st)
         return st;
+    if (env->n_device_backends && (st = place_copies(g)))
+        return st;
+    last_uses(g);
     size_t peak = 0;
-    if ((st = plan(g, &peak)))
+    if ((st = plan(g, -1, &peak)))
         return st;
     if (peak > *arena_size) {
         tsr__free(*arena);
@@ -457,17 +734,27 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             return tsr__error(TSR_ERR_NOMEM,
                               "out of memory: activations need %zu bytes", peak);
     }
+    /* one arena per device backend, planned like the host's */
+    for (int b = 0; env->n_device_backends && b < env->n_backends; b++) {
+        if (env->backends[b].host_memory)
+            continue;
+        size_t dpeak = 0;
+        if ((st = plan(g, b, &dpeak)) || (dpeak && (st = device_arena(&env->backends[b], dpeak))))
+            return st;
+    }
     /* resolve data pointers in order: own storage, aliases, views */
     for (size_t i = 0; i < g->n_nodes; i++) {
         gnode *n = g->nodes[i];
         if (n->t.flags & TSR_TENSOR_FLAG_VIEW)
             n->t.data = (char *)n->t.src[0]->data + n->view_offset;
         else if (n->owner == n)
-            n->t.data = (char *)*arena + n->arena_offset;
+            n->t.data = (char *)(n->dom < 0 ? *arena : env->backends[n->dom].arena) +
+                        n->arena_offset;
         else
             n->t.data = n->t.src[1]->data; /* in place (KV store) */
     }
-    /* run maximal runs of one backend (one node at a time when dumping) */
+    /* run maximal runs of one backend (one node at a time when dumping);
+     * copies between memories are run by the core between them */
     tsr_tensor **run = malloc(g->n_nodes * sizeof *run);
     if (!run)
         return tsr__error(TSR_ERR_NOMEM, "out of memory running the graph");
@@ -477,9 +764,19 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             i++;
             continue;
         }
+        if (g->nodes[i]->is_xfer) {
+            if ((st = run_copy(env, g->nodes[i]))) {
+                free(run);
+                return st;
+            }
+            i++;
+            continue;
+        }
         uint32_t b = g->nodes[i]->t.backend;
         int n = 0;
-        while (i < g->n_nodes && (!g->nodes[i]->is_compute || g->nodes[i]->t.backend == b)) {
+        size_t first = i;
+        while (i < g->n_nodes && !g->nodes[i]->is_xfer &&
+               (!g->nodes[i]->is_compute || g->nodes[i]->t.backend == b)) {
             if (g->nodes[i]->is_compute)
                 run[n++] = &g->nodes[i]->t;
             i++;
@@ -493,12 +790,12 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             free(run);
             return st;
         }
-        for (int k = 0; k < n; k++) {
-            if (env->dump_dir)
-                dump_npy(env->dump_dir, env->step, run[k]);
-            if (env->observer)
-                env->observer(env->observer_user, run[k]);
-        }
+        if (env->dump_dir)
+            for (size_t k = first; k < i; k++)
+                if (g->nodes[k]->is_compute)
+                    dump_node(env, g->nodes[k]);
+        for (int k = 0; env->observer && k < n; k++)
+            env->observer(env->observer_user, run[k]);
     }
     free(run);
     return TSR_OK;
@@ -520,12 +817,84 @@ tsr_status tsr__kv_create(int n_layer, int n_kv_head, int head_dim, int64_t max_
     kv->v = calloc((size_t)n_layer, sizeof *kv->v);
     kv->kt = calloc((size_t)n_layer, sizeof *kv->kt);
     kv->vt = calloc((size_t)n_layer, sizeof *kv->vt);
-    if (!kv->k || !kv->v || !kv->kt || !kv->vt) {
+    kv->dev = malloc((size_t)(n_layer > 0 ? n_layer : 1) * sizeof *kv->dev);
+    for (int l = 0; kv->dev && l < n_layer; l++)
+        kv->dev[l] = -1;
+    if (!kv->k || !kv->v || !kv->kt || !kv->vt || !kv->dev) {
         tsr__kv_destroy(kv);
         return tsr__error(TSR_ERR_NOMEM, "out of memory for the KV cache");
     }
     *out = kv;
     return TSR_OK;
+}
+
+/* Replace one cache buffer by one of `new_bytes` in memory `dev`, keeping
+ * its first `keep` bytes (host realloc, or alloc + copy + free). */
+static tsr_status kv_realloc(tsr__kv_cache *kv, float **p, int from, int to, size_t keep,
+                             size_t new_bytes)
+{
+    if (from < 0 && to < 0) {
+        float *np = realloc(*p, new_bytes);
+        if (!np)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory for the KV cache (%zu bytes)",
+                              new_bytes);
+        *p = np;
+        return TSR_OK;
+    }
+    void *np = NULL, *tmp = NULL;
+    tsr__backend *fb = from >= 0 ? &kv->backends[from] : NULL;
+    tsr__backend *tb = to >= 0 ? &kv->backends[to] : NULL;
+    tsr_status st = TSR_OK;
+    if (tb)
+        st = tb->vt->buffer_alloc(tb->state, new_bytes, &np);
+    else if (!(np = malloc(new_bytes)))
+        st = tsr__error(TSR_ERR_NOMEM, "out of memory for the KV cache (%zu bytes)", new_bytes);
+    if (st)
+        return tsr__error_prefix(st, "KV cache on %s", tb ? tb->device : "the host");
+    if (keep && *p) {
+        if (fb && tb && !(tmp = malloc(keep)))
+            st = tsr__error(TSR_ERR_NOMEM, "out of memory moving the KV cache");
+        if (!st && fb)
+            st = fb->vt->copy_to_host(fb->state, tb ? tmp : np, *p, keep);
+        if (!st && tb)
+            st = tb->vt->copy_to_device(tb->state, np, fb ? tmp : *p, keep);
+        free(tmp);
+    }
+    if (st) {
+        if (tb)
+            tb->vt->buffer_free(tb->state, np);
+        else
+            free(np);
+        return tsr__error_prefix(st, "moving the KV cache");
+    }
+    if (fb)
+        fb->vt->buffer_free(fb->state, *p);
+    else
+        free(*p);
+    *p = np;
+    return TSR_OK;
+}
+
+static void kv_describe(tsr__kv_cache *kv, int l, int64_t cap)
+{
+    size_t row = (size_t)kv->n_kv_head * (size_t)kv->head_dim * sizeof(float);
+    for (int w = 0; w < 2; w++) {
+        tsr_tensor *t = w ? &kv->vt[l] : &kv->kt[l];
+        t->struct_size = sizeof *t;
+        t->dtype = TSR_DTYPE_F32;
+        t->ne[0] = kv->head_dim;
+        t->ne[1] = kv->n_kv_head;
+        t->ne[2] = cap;
+        t->ne[3] = 1;
+        t->nb[0] = 4;
+        t->nb[1] = 4 * (size_t)kv->head_dim;
+        t->nb[2] = row;
+        t->nb[3] = row * (size_t)cap;
+        t->data = w ? kv->v[l] : kv->k[l];
+        t->flags = TSR_TENSOR_FLAG_CACHE;
+        t->device = kv->dev[l] < 0 ? -1 : 0;
+        t->name = w ? "kv_cache.v" : "kv_cache.k";
+    }
 }
 
 tsr_status tsr__kv_reserve(tsr__kv_cache *kv, int64_t n_total)
@@ -544,32 +913,30 @@ tsr_status tsr__kv_reserve(tsr__kv_cache *kv, int64_t n_total)
     size_t row = (size_t)kv->n_kv_head * (size_t)kv->head_dim * sizeof(float);
     for (int l = 0; l < kv->n_layer; l++) {
         for (int w = 0; w < 2; w++) {
-            float **p = w ? &kv->v[l] : &kv->k[l];
             /* positions are the outermost dimension: growing keeps the data */
-            float *np = realloc(*p, row * (size_t)cap);
-            if (!np)
-                return tsr__error(TSR_ERR_NOMEM,
-                                  "out of memory growing the KV cache to %lld positions",
-                                  (long long)cap);
-            *p = np;
-            tsr_tensor *t = w ? &kv->vt[l] : &kv->kt[l];
-            t->struct_size = sizeof *t;
-            t->dtype = TSR_DTYPE_F32;
-            t->ne[0] = kv->head_dim;
-            t->ne[1] = kv->n_kv_head;
-            t->ne[2] = cap;
-            t->ne[3] = 1;
-            t->nb[0] = 4;
-            t->nb[1] = 4 * (size_t)kv->head_dim;
-            t->nb[2] = row;
-            t->nb[3] = row * (size_t)cap;
-            t->data = np;
-            t->flags = TSR_TENSOR_FLAG_CACHE;
-            t->device = -1;
-            t->name = w ? "kv_cache.v" : "kv_cache.k";
+            tsr_status st = kv_realloc(kv, w ? &kv->v[l] : &kv->k[l], kv->dev[l], kv->dev[l],
+                                       row * (size_t)kv->capacity, row * (size_t)cap);
+            if (st)
+                return tsr__error_prefix(st, "growing the KV cache to %lld positions",
+                                         (long long)cap);
         }
+        kv_describe(kv, l, cap);
     }
     kv->capacity = cap;
+    return TSR_OK;
+}
+
+tsr_status tsr__kv_move(tsr__kv_cache *kv, int l, int dev)
+{
+    size_t bytes = (size_t)kv->n_kv_head * (size_t)kv->head_dim * sizeof(float) *
+                   (size_t)kv->capacity;
+    for (int w = 0; w < 2; w++) {
+        tsr_status st = kv_realloc(kv, w ? &kv->v[l] : &kv->k[l], kv->dev[l], dev, bytes, bytes);
+        if (st)
+            return tsr__error_prefix(st, "layer %d", l);
+    }
+    kv->dev[l] = dev;
+    kv_describe(kv, l, kv->capacity);
     return TSR_OK;
 }
 
@@ -578,9 +945,16 @@ void tsr__kv_destroy(tsr__kv_cache *kv)
     if (!kv)
         return;
     for (int l = 0; l < kv->n_layer; l++) {
-        if (kv->k) free(kv->k[l]);
-        if (kv->v) free(kv->v[l]);
+        tsr__backend *b = kv->dev && kv->dev[l] >= 0 ? &kv->backends[kv->dev[l]] : NULL;
+        for (int w = 0; w < 2; w++) {
+            float *p = w ? (kv->v ? kv->v[l] : NULL) : (kv->k ? kv->k[l] : NULL);
+            if (p && b)
+                b->vt->buffer_free(b->state, p);
+            else
+                free(p);
+        }
     }
+    free(kv->dev);
     free(kv->k);
     free(kv->v);
     free(kv->kt);

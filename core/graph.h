@@ -18,12 +18,19 @@
 #include "internal.h"
 
 /* One loaded backend of the run. */
-typedef struct tsr__backend {
+typedef struct tsr__backend tsr__backend;
+struct tsr__backend {
     const tsr_plugin_desc *desc;
     const tsr_backend_vtable *vt;
     void *state;
     char name[64];
-} tsr__backend;
+    /* placement (placement.c): where this backend's data lives */
+    int host_memory;        /* 1: node data are host addresses (cpu, onednn)  */
+    tsr_device_info info;   /* device 0 as the plugin describes it           */
+    char device[80];        /* "cpu", "onednn", "cuda:0", "fakedev:0"        */
+    void *arena;            /* device backends: activations, from buffer_alloc */
+    size_t arena_size;
+};
 
 /* A declared model weight bound to checkpoint data. */
 typedef struct tsr__param {
@@ -35,6 +42,9 @@ typedef struct tsr__param {
     int n_dims;
     bool quantized;         /* made by the quantizer (release through it)    */
     bool pending_quant;     /* bound as f32, to be quantized after calibration */
+    bool offload;           /* device_map "disk": never uploaded; streamed    */
+    void *dev_data;         /* copy on a device backend's memory, or NULL     */
+    int dev_backend;        /* the backend owning dev_data (-1 none)          */
 } tsr__param;
 
 /* The per-layer KV cache: K and V, each [head_dim, n_kv_head, capacity] f32. */
@@ -44,6 +54,10 @@ typedef struct tsr__kv_cache {
     int64_t max_capacity;   /* hard limit (n_ctx)                            */
     float **k, **v;         /* [n_layer]                                      */
     tsr_tensor *kt, *vt;    /* [n_layer] leaves describing them               */
+    /* Where each layer's cache lives: -1 host, else the index of a device
+     * backend in `backends` (the backend running that layer's attention). */
+    int *dev;               /* [n_layer]                                      */
+    struct tsr__backend *backends;
 } tsr__kv_cache;
 
 /* One device_map entry: module-name prefix (optionally with a layer range
@@ -51,13 +65,16 @@ typedef struct tsr__kv_cache {
 typedef struct tsr__dmap_entry {
     char *prefix;           /* text before the range, or the whole prefix      */
     long lo, hi;            /* layer range; lo < 0: plain prefix               */
-    int backend;
-    char *device;           /* as written ("cuda:0", "cpu", "onednn")          */
+    int backend;            /* the backend that runs it                        */
+    char *device;           /* as written ("cuda:0", "cpu", "onednn", "disk")  */
+    bool disk;              /* weights stay memory-mapped, streamed to devices  */
 } tsr__dmap_entry;
 
 /* The backend the device map prefers for a node or weight name (longest
  * matching prefix), or -1. */
 int tsr__dmap_lookup(const tsr__dmap_entry *map, size_t n, const char *name, size_t *match_len);
+/* The same, returning the entry's index (-1 if none matches). */
+int tsr__dmap_find(const tsr__dmap_entry *map, size_t n, const char *name);
 
 /* What a graph needs from the model being run. */
 typedef struct tsr__graph_env {
@@ -75,12 +92,23 @@ typedef struct tsr__graph_env {
     void (*observer)(void *user, const tsr_tensor *node);
     void *observer_user;
     int step;               /* step counter for dump file names               */
+    int n_device_backends;  /* backends whose memory is not the host's; 0 keeps
+                               the host-only path (no copies, one arena)     */
 } tsr__graph_env;
 
 tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
                              const int32_t *ids, tsr_graph **out);
 void tsr__graph_destroy(tsr_graph *g);
-/* Run all nodes. The arena (reused across steps) lives in *arena. */
+/* Assign every node to a backend (device map, then per-op fallback) and,
+ * with device backends, put each layer's KV cache on the device of the
+ * attention that reads it.  tsr__graph_compute calls it; placement.c also
+ * calls it on a dry-run graph at load to learn which weights go where. */
+tsr_status tsr__graph_schedule(tsr_graph *g);
+/* Node i in execution order (compute nodes and views). */
+tsr_tensor *tsr__graph_node(tsr_graph *g, size_t i);
+/* Run all nodes. The host arena (reused across steps) lives in *arena;
+ * device arenas in the backends.  With device backends, copies are
+ * inserted where a node's input lives in another memory (see graph.c). */
 tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size);
 tsr_tensor *tsr__graph_output(tsr_graph *g);
 size_t tsr__graph_n_nodes(const tsr_graph *g);
@@ -91,8 +119,15 @@ tsr_status tsr__kv_create(int n_layer, int n_kv_head, int head_dim, int64_t max_
 tsr_status tsr__kv_reserve(tsr__kv_cache *kv, int64_t n_total);
 void tsr__kv_destroy(tsr__kv_cache *kv);
 
-/* Param lookup by name (NULL if absent). */
+/* Move layer l's K and V caches to backend `dev`'s memory (-1: host),
+ * keeping their contents. */
+tsr_status tsr__kv_move(tsr__kv_cache *kv, int l, int dev);
+
+/* Param lookup by name (NULL if absent); the param a tensor belongs to. */
 tsr__param *tsr__param_find(const tsr__graph_env *env, const char *name);
+tsr__param *tsr__param_of(const tsr__graph_env *env, const tsr_tensor *t);
+/* Bytes from a tensor's first to one past its last element (its strides). */
+size_t tsr__tensor_span(const tsr_tensor *t);
 
 /* Host-table entry points implemented in graph.c. */
 tsr_tensor *tsr__g_node(tsr_graph *g, tsr_op op, uint32_t dtype, int n_dims,

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "calibrate.h"
 #include "model.h"
+#include "placement.h"
 
 struct tsr_param_sink {
     tsr_model *m;
@@ -395,34 +396,21 @@ static tsr_status load_backends(tsr_model *m)
 
 /* --- device map ------------------------------------------------------------------------ */
 
-/* The loaded backend a device name stands for: a backend's own name
- * ("onednn"), or a device kind ("cpu", "disk" -> the cpu backend;
- * "cuda:0" -> cuda). */
-static int device_backend(const tsr_model *m, const char *dev)
-{
-    char kind[64];
-    snprintf(kind, sizeof kind, "%s", dev);
-    char *colon = strchr(kind, ':');
-    if (colon)
-        *colon = 0;
-    if (!strcmp(kind, "disk"))
-        strcpy(kind, "cpu");
-    for (int b = 0; b < m->env.n_backends; b++)
-        if (!strcmp(m->env.backends[b].name, kind))
-            return b;
-    return -1;
-}
-
+/* device_map: a strategy (placement.c), one device, or a mapping of module
+ * prefixes (with layer ranges) to devices. */
 static tsr_status load_device_map(tsr_model *m)
 {
+    tsr_status st = tsr__place_backends(m);
+    if (st)
+        return st;
     size_t n = tsr__config_map_len(m->cfg, "device_map");
     if (n == 0) {
         /* a strategy or a single device */
         const char *s = tsr__config_string(m->cfg, "device_map");
         if (!s || !strcmp(s, "auto") || !strcmp(s, "balanced") || !strcmp(s, "balanced_low_0") ||
             !strcmp(s, "sequential"))
-            return TSR_OK; /* host backends only: the backends list decides */
-        int b = device_backend(m, s);
+            return tsr__place_strategy(m, s ? s : "auto");
+        int b = tsr__place_device_backend(m, s);
         if (b < 0)
             return tsr__error(TSR_ERR_CONFIG, "device_map '%s': no loaded backend provides this "
                               "device (check 'backends:' and `tessera plugins`)", s);
@@ -430,7 +418,8 @@ static tsr_status load_device_map(tsr_model *m)
         m->env.dmap = calloc(1, sizeof *m->env.dmap);
         if (!m->env.dmap)
             return tsr__error(TSR_ERR_NOMEM, "out of memory");
-        m->env.dmap[0] = (tsr__dmap_entry){tsr__strdup(""), -1, -1, b, tsr__strdup(s)};
+        m->env.dmap[0] = (tsr__dmap_entry){tsr__strdup(""), -1, -1, b, tsr__strdup(s),
+                                           !strcmp(s, "disk")};
         m->env.n_dmap = 1;
         return TSR_OK;
     }
@@ -440,7 +429,7 @@ static tsr_status load_device_map(tsr_model *m)
     for (size_t i = 0; i < n; i++) {
         const char *key = tsr__config_map_key(m->cfg, "device_map", i);
         const char *dev = tsr__config_map_value(m->cfg, "device_map", i);
-        int b = device_backend(m, dev);
+        int b = tsr__place_device_backend(m, dev);
         if (b < 0)
             return tsr__error(TSR_ERR_CONFIG, "device_map: '%s: %s': no loaded backend provides "
                               "device '%s' (check 'backends:' and `tessera plugins`)", key, dev, dev);
@@ -448,6 +437,7 @@ static tsr_status load_device_map(tsr_model *m)
         e->lo = e->hi = -1;
         e->backend = b;
         e->device = tsr__strdup(dev);
+        e->disk = !strcmp(dev, "disk");
         /* "prefix.N-M": a layer range */
         const char *dot = strrchr(key, '.');
         long lo, hi;
@@ -549,7 +539,7 @@ TSR_API tsr_status tsr_model_load(const tsr_load_options *opt, tsr_model **out)
         free(tok_path);
     }
 loaded:
-    if ((st = load_device_map(m)))
+    if ((st = load_device_map(m)) || (st = tsr__place_weights(m)))
         goto fail;
     m->env.dump_dir = tsr__config_string(m->cfg, "dump_tensors");
     if (m->env.dump_dir && !*m->env.dump_dir)
@@ -567,6 +557,7 @@ TSR_API void tsr_model_destroy(tsr_model *m)
         return;
     if (m->mvt && m->mstate)
         m->mvt->destroy(m->mstate);
+    tsr__place_release(m); /* device memory, while its backends live */
     for (int i = 0; i < m->env.n_backends; i++)
         if (m->env.backends[i].vt->destroy)
             m->env.backends[i].vt->destroy(m->env.backends[i].state);
@@ -588,7 +579,6 @@ TSR_API void tsr_model_destroy(tsr_model *m)
         tsr__json_free(m->qconfig);
     free(m->env.params);
     tsr__strmap_destroy(m->env.param_index);
-    tsr__kv_destroy(m->env.kv);
     if (m->ckpt)
         tsr__checkpoint_close(m->ckpt);
     if (m->config)
@@ -724,9 +714,21 @@ TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
         if (!strcmp(mod, last))
             continue;
         snprintf(last, sizeof last, "%s", mod);
-        int bk = m->env.n_dmap ? tsr__dmap_lookup(m->env.dmap, m->env.n_dmap, name, NULL) : -1;
-        sb_printf(&b, "  %s: %s\n", mod, bk >= 0 ? m->env.backends[bk].name
-                                                 : m->env.backends[0].name);
+        sb_printf(&b, "  %s: %s\n", mod, tsr__place_device_of(m, name));
+    }
+    /* what lives in each device backend's memory */
+    for (int i = 0; i < m->env.n_backends; i++) {
+        const tsr__backend *be = &m->env.backends[i];
+        if (be->host_memory)
+            continue;
+        size_t up = 0, n_up = 0;
+        for (size_t k = 0; k < m->env.n_params; k++)
+            if (m->env.params[k].dev_data && m->env.params[k].dev_backend == i) {
+                up += tsr__tensor_span(&m->env.params[k].t);
+                n_up++;
+            }
+        sb_printf(&b, "device %s (%s): %zu weights uploaded, %zu bytes; total memory %llu\n",
+                  be->device, be->info.name, n_up, up, (unsigned long long)be->info.total_memory);
     }
     size_t bytes = 0;
     for (size_t i = 0; i < m->env.n_params; i++)
@@ -742,8 +744,10 @@ TSR_API tsr_status tsr_model_describe(const tsr_model *m, char **text)
         if (!p->t.data)
             sb_printf(&b, "], format: absent (optional)}\n");
         else
-            sb_printf(&b, "], format: %s, storage: %s}\n", tsr__dtype_name(p->t.dtype),
-                      p->quantized ? m->qdesc->name : p->owned ? "converted" : "mmap");
+            sb_printf(&b, "], format: %s, storage: %s%s%s}\n", tsr__dtype_name(p->t.dtype),
+                      p->quantized ? m->qdesc->name : p->owned ? "converted" : "mmap",
+                      p->dev_data ? ", on " : p->offload ? ", offloaded (disk)" : "",
+                      p->dev_data ? m->env.backends[p->dev_backend].device : "");
     }
     if (b.oom) {
         free(b.p);
