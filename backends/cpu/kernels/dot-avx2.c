@@ -90,8 +90,8 @@ static void bf16_to_f32_avx2(const uint16_t *s, float *d, int64_t n)
 
 /* 4 weight rows x 3 activation rows per tile: 12 accumulators, 7 loads
  * per 12 FMAs. */
-static void tile4x3(const float *w, size_t ldw, const float *x, size_t ldx, int64_t K, float *y,
-                    size_t ldy)
+static inline void tile4x3(const float *w, size_t ldw, const float *x, size_t ldx, int64_t K,
+                           float *y, size_t ldy, int add)
 {
     __m256 c[4][3];
     for (int i = 0; i < 4; i++)
@@ -125,27 +125,42 @@ static void tile4x3(const float *w, size_t ldw, const float *x, size_t ldx, int6
             float s = hsum8(c[i][j]);
             for (int64_t t = k; t < K; t++)
                 s += w[(size_t)i * ldw + (size_t)t] * x[(size_t)j * ldx + (size_t)t];
-            y[(size_t)j * ldy + (size_t)i] = s;
+            y[(size_t)j * ldy + (size_t)i] = add ? y[(size_t)j * ldy + (size_t)i] + s : s;
         }
 }
 
-static void gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
-                          int64_t K, float *y, size_t ldy)
+static inline void gemm_f32_impl(const float *w, size_t ldw, int nw, const float *x, size_t ldx,
+                                 int nx, int64_t K, float *y, size_t ldy, int add)
 {
     int j = 0;
     for (; j + 3 <= nx; j += 3) {
         int i = 0;
         for (; i + 4 <= nw; i += 4)
             tile4x3(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, K,
-                    y + (size_t)j * ldy + (size_t)i, ldy);
+                    y + (size_t)j * ldy + (size_t)i, ldy, add);
         for (; i < nw; i++)
-            for (int jj = j; jj < j + 3; jj++)
-                y[(size_t)jj * ldy + (size_t)i] =
-                    dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)jj * ldx, K);
+            for (int jj = j; jj < j + 3; jj++) {
+                float v = dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)jj * ldx, K);
+                y[(size_t)jj * ldy + (size_t)i] = add ? y[(size_t)jj * ldy + (size_t)i] + v : v;
+            }
     }
     for (; j < nx; j++)
-        for (int i = 0; i < nw; i++)
-            y[(size_t)j * ldy + (size_t)i] = dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+        for (int i = 0; i < nw; i++) {
+            float v = dot_f32_avx2(w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+            y[(size_t)j * ldy + (size_t)i] = add ? y[(size_t)j * ldy + (size_t)i] + v : v;
+        }
+}
+
+static void gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                          int64_t K, float *y, size_t ldy)
+{
+    gemm_f32_impl(w, ldw, nw, x, ldx, nx, K, y, ldy, 0);
+}
+
+static void gemm_f32_acc_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx,
+                              int nx, int64_t K, float *y, size_t ldy)
+{
+    gemm_f32_impl(w, ldw, nw, x, ldx, nx, K, y, ldy, 1);
 }
 
 static void quant_q8_avx2(const float *x, cpu_q8 *q, int64_t n)
@@ -264,7 +279,226 @@ static float dot_q4_k_avx2(const void *wv, const cpu_q8 *x, int64_t n)
     return hsum8(acc) - mins;
 }
 
+/* ---- multi-row, multi-token tiles (decode: one token; prefill: RN tokens)
+ * RM weight rows x RN activation rows share every loaded block: the weight
+ * block is unpacked once per row and meets RN activation blocks, each
+ * activation block is loaded once per tile step for RM rows.  RM and RN are
+ * compile-time constants at each call site (always_inline + unrolled
+ * loops), so the accumulators live in registers. */
+#define AI static inline __attribute__((always_inline))
+
+/* Q4_0: nibbles q in 0..15 are used unsigned in maddubs, and the -8 offset
+ * becomes one subtraction of maddubs(8, x) per activation block, shared by
+ * the RM rows (no sign tricks per row). */
+AI void q4_0_tile(const uint8_t *w, size_t ldw, const cpu_q8 *x, size_t ldx, int64_t nb, float *y,
+                  size_t ldy, const int RM, const int RN)
+{
+    __m256 acc[4][3];
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i xv[3], c16[3];
+        for (int t = 0; t < RN; t++) {
+            xv[t] = _mm256_loadu_si256((const __m256i *)x[(size_t)t * ldx + (size_t)b].qs);
+            c16[t] = _mm256_maddubs_epi16(eight, xv[t]);
+        }
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *wb = w + (size_t)r * ldw + (size_t)b * 18;
+            __m128i v = _mm_loadu_si128((const __m128i *)(wb + 2));
+            __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+            __m256 dw = _mm256_set1_ps(ld16(wb));
+            for (int t = 0; t < RN; t++) {
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv[t]), c16[t]);
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                __m256 sc = _mm256_mul_ps(dw, _mm256_broadcast_ss(&x[(size_t)t * ldx + (size_t)b].d));
+                acc[r][t] = _mm256_fmadd_ps(f, sc, acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            y[(size_t)t * ldy + (size_t)r] = hsum8(acc[r][t]);
+}
+
+/* Q8_0: signed x signed through the sign trick (|w| unsigned, x takes w's
+ * sign); |w| is computed once per row block. */
+AI void q8_0_tile(const uint8_t *w, size_t ldw, const cpu_q8 *x, size_t ldx, int64_t nb, float *y,
+                  size_t ldy, const int RM, const int RN)
+{
+    __m256 acc[4][3];
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i xv[3];
+        for (int t = 0; t < RN; t++)
+            xv[t] = _mm256_loadu_si256((const __m256i *)x[(size_t)t * ldx + (size_t)b].qs);
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *wb = w + (size_t)r * ldw + (size_t)b * 34;
+            __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 2));
+            __m256i aq = _mm256_sign_epi8(q, q);
+            __m256 dw = _mm256_set1_ps(ld16(wb));
+            for (int t = 0; t < RN; t++) {
+                __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv[t], q));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                __m256 sc = _mm256_mul_ps(dw, _mm256_broadcast_ss(&x[(size_t)t * ldx + (size_t)b].d));
+                acc[r][t] = _mm256_fmadd_ps(f, sc, acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            y[(size_t)t * ldy + (size_t)r] = hsum8(acc[r][t]);
+}
+
+/* Q4_K with q8_K activations (one scale per 256): the 6-bit sub-block
+ * scales multiply the int16 pair sums inside madd, so a whole super-block
+ * is one int32 vector per (row, token); the mins meet the activation block
+ * sums in one more madd. */
+AI void q4_k_tile(const uint8_t *w, size_t ldw, const cpu_q8k *x, size_t ldx, int64_t nb, float *y,
+                  size_t ldy, const int RM, const int RN)
+{
+    __m256 acc[4][3];
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    for (int64_t b = 0; b < nb; b++) {
+        for (int r = 0; r < RM; r++) {
+            const uint8_t *wb = w + (size_t)r * ldw + (size_t)b * 144;
+            uint32_t a, bb, c;
+            memcpy(&a, wb + 4, 4);
+            memcpy(&bb, wb + 8, 4);
+            memcpy(&c, wb + 12, 4);
+            uint64_t sc = (uint64_t)(a & 0x3F3F3F3Fu) |
+                          (uint64_t)((c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)) << 32;
+            uint64_t mn = (uint64_t)(bb & 0x3F3F3F3Fu) |
+                          (uint64_t)(((c >> 4) & 0x0F0F0F0Fu) | (((bb >> 6) & 0x03030303u) << 4)) << 32;
+            __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
+            __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
+            __m256i scv = _mm256_broadcastsi128_si256(sc16);
+            __m256i isum[3];
+            for (int t = 0; t < RN; t++)
+                isum[t] = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(wb + 16 + 32 * j));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                __m256i slo = _mm256_shuffle_epi8(scv, _mm256_set1_epi16((short)(((4 * j + 1) << 8) | (4 * j))));
+                __m256i shi = _mm256_shuffle_epi8(scv, _mm256_set1_epi16((short)(((4 * j + 3) << 8) | (4 * j + 2))));
+                for (int t = 0; t < RN; t++) {
+                    const int8_t *xq = x[(size_t)t * ldx + (size_t)b].qs + 64 * j;
+                    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xq)), slo);
+                    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 32))), shi);
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(p0, p1));
+                }
+            }
+            float d = ld16(wb), dmin = ld16(wb + 2);
+            for (int t = 0; t < RN; t++) {
+                const cpu_q8k *xb = x + (size_t)t * ldx + (size_t)b;
+                __m128i mm = _mm_madd_epi16(mn16, _mm_loadu_si128((const __m128i *)xb->bsum));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * xb->d), acc[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(mm)),
+                                            _mm256_set1_ps(-dmin * xb->d), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int t = 0; t < RN; t++)
+            y[(size_t)t * ldy + (size_t)r] = hsum8(acc[r][t]);
+}
+
+/* The block driver: RM x 3 tiles over the tokens, then the 2- or 1-token
+ * remainder, rows beyond the last multiple of RM one at a time. */
+#define MM_DRIVER(NAME, TILE, XT, BLK, BSZ)                                                         \
+    static void NAME(const void *wv, size_t ldw, int nw, const XT *x, size_t ldx, int nx,          \
+                     int64_t K, float *y, size_t ldy)                                               \
+    {                                                                                              \
+        const uint8_t *w = wv;                                                                     \
+        int64_t nb = K / (BLK);                                                                    \
+        (void)(BSZ);                                                                               \
+        int j = 0;                                                                                 \
+        for (; j + 3 <= nx; j += 3) {                                                              \
+            int i = 0;                                                                             \
+            for (; i + 4 <= nw; i += 4)                                                            \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 4, 3);                                  \
+            for (; i < nw; i++)                                                                    \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 1, 3);                                  \
+        }                                                                                          \
+        if (nx - j == 2) {                                                                         \
+            int i = 0;                                                                             \
+            for (; i + 4 <= nw; i += 4)                                                            \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 4, 2);                                  \
+            for (; i < nw; i++)                                                                    \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 1, 2);                                  \
+        } else if (nx - j == 1) {                                                                  \
+            int i = 0;                                                                             \
+            for (; i + 4 <= nw; i += 4)                                                            \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 4, 1);                                  \
+            for (; i < nw; i++)                                                                    \
+                TILE(w + (size_t)i * ldw, ldw, x + (size_t)j * ldx, ldx, nb,                       \
+                     y + (size_t)j * ldy + (size_t)i, ldy, 1, 1);                                  \
+        }                                                                                          \
+    }
+
+MM_DRIVER(mm_q4_0_avx2, q4_0_tile, cpu_q8, 32, 18)
+MM_DRIVER(mm_q8_0_tiles, q8_0_tile, cpu_q8, 32, 34)
+
+/* Q8_0 decode: the single-row kernel with two independent accumulators
+ * measured slightly faster than the 4-row tile (memory-bound anyway) */
+static void mm_q8_0_avx2(const void *w, size_t ldw, int nw, const cpu_q8 *x, size_t ldx, int nx,
+                         int64_t K, float *y, size_t ldy)
+{
+    if (nx == 1) {
+        for (int i = 0; i < nw; i++)
+            y[i] = dot_q8_0_avx2((const uint8_t *)w + (size_t)i * ldw, x, K);
+        return;
+    }
+    mm_q8_0_tiles(w, ldw, nw, x, ldx, nx, K, y, ldy);
+}
+MM_DRIVER(mm_q4_k_avx2, q4_k_tile, cpu_q8k, 256, 144)
+
+static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / CPU_QKK; b++, x += CPU_QKK) {
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < CPU_QKK; i += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        __m256 mul = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        for (int g = 0; g < 8; g++) {
+            const float *xg = x + 32 * g;
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg), mul));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 8), mul));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 16), mul));
+            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + 24), mul));
+            __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(q[b].qs + 32 * g), p);
+            q[b].bsum[g] = (int16_t)_mm_cvtsi128_si32(s4);
+        }
+        q[b].d = amax / 127.0f;
+        q[b].pad_[0] = q[b].pad_[1] = q[b].pad_[2] = 0.0f;
+    }
+}
+
 const cpu_kernels cpu_kernels_avx2 = {
     "avx2", dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, f16_to_f32_avx2, bf16_to_f32_avx2,
     gemm_f32_avx2, quant_q8_avx2, dot_q8_0_avx2, dot_q4_0_avx2, dot_q4_k_avx2,
+    mm_q8_0_avx2, mm_q4_0_avx2, quant_q8k_avx2, mm_q4_k_avx2, gemm_f32_acc_avx2,
 };

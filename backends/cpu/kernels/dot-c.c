@@ -134,7 +134,86 @@ static float dot_q4_k_c(const void *wv, const cpu_q8 *x, int64_t n)
     return s;
 }
 
+static void gemm_f32_acc_c(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                           int64_t K, float *y, size_t ldy)
+{
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] += dot_f32_c(w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
+static void mm_q8_0_c(const void *w, size_t ldw, int nw, const cpu_q8 *x, size_t ldx, int nx,
+                      int64_t K, float *y, size_t ldy)
+{
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] =
+                dot_q8_0_c((const char *)w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
+static void mm_q4_0_c(const void *w, size_t ldw, int nw, const cpu_q8 *x, size_t ldx, int nx,
+                      int64_t K, float *y, size_t ldy)
+{
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] =
+                dot_q4_0_c((const char *)w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
+/* one scale per 256 values, symmetric, round to nearest even */
+static void quant_q8k_c(const float *x, cpu_q8k *q, int64_t n)
+{
+    for (int64_t b = 0; b < n / CPU_QKK; b++, x += CPU_QKK) {
+        float amax = 0.0f;
+        for (int i = 0; i < CPU_QKK; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int g = 0; g < 8; g++) {
+            int sum = 0;
+            for (int i = 32 * g; i < 32 * g + 32; i++) {
+                int v = (int)lrintf(x[i] * id);
+                q[b].qs[i] = (int8_t)v;
+                sum += v;
+            }
+            q[b].bsum[g] = (int16_t)sum;
+        }
+        q[b].d = amax / 127.0f;
+        q[b].pad_[0] = q[b].pad_[1] = q[b].pad_[2] = 0.0f;
+    }
+}
+
+/* Q4_K row . q8_K activations: per super-block
+ * d*xd*sum_g sc_g*sum(q*xq) - dmin*xd*sum_g m_g*bsum_g, in integers inside. */
+static float dot_q4_k_q8k_c(const uint8_t *w, const cpu_q8k *x, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; b++, w += 144, x++) {
+        const uint8_t *qs = w + 16;
+        int32_t sumi = 0, summ = 0;
+        for (int g = 0; g < 8; g++) {
+            int sc, m, acc = 0;
+            cpu_q4k_scale_min(w + 4, g, &sc, &m);
+            for (int l = 0; l < 32; l++)
+                acc += ((qs[(g / 2) * 32 + l] >> (4 * (g % 2))) & 0xF) * x->qs[32 * g + l];
+            sumi += sc * acc;
+            summ += m * x->bsum[g];
+        }
+        s += cpu_load_f16(w) * x->d * (float)sumi - cpu_load_f16(w + 2) * x->d * (float)summ;
+    }
+    return s;
+}
+
+static void mm_q4_k_c(const void *w, size_t ldw, int nw, const cpu_q8k *x, size_t ldx, int nx,
+                      int64_t K, float *y, size_t ldy)
+{
+    for (int j = 0; j < nx; j++)
+        for (int i = 0; i < nw; i++)
+            y[(size_t)j * ldy + (size_t)i] =
+                dot_q4_k_q8k_c((const uint8_t *)w + (size_t)i * ldw, x + (size_t)j * ldx, K);
+}
+
 const cpu_kernels cpu_kernels_c = {
     "c", dot_f32_c, dot_f16_c, dot_bf16_c, f16_to_f32_c, bf16_to_f32_c, gemm_f32_c,
-    quant_q8_c, dot_q8_0_c, dot_q4_0_c, dot_q4_k_c,
+    quant_q8_c, dot_q8_0_c, dot_q4_0_c, dot_q4_k_c, mm_q8_0_c, mm_q4_0_c, quant_q8k_c,
+    mm_q4_k_c, gemm_f32_acc_c,
 };

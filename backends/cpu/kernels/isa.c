@@ -50,6 +50,7 @@ static void fill(cpu_kernels *out, const cpu_kernels *k)
 #define TAKE(m) if (k->m) out->m = k->m
     TAKE(dot_f32); TAKE(dot_f16); TAKE(dot_bf16); TAKE(f16_to_f32); TAKE(bf16_to_f32);
     TAKE(gemm_f32); TAKE(quant_q8); TAKE(dot_q8_0); TAKE(dot_q4_0); TAKE(dot_q4_k);
+    TAKE(mm_q8_0); TAKE(mm_q4_0); TAKE(quant_q8k); TAKE(mm_q4_k); TAKE(gemm_f32_acc);
 #undef TAKE
 }
 

@@ -17,6 +17,25 @@ typedef struct cpu_q8 {
     int8_t qs[CPU_QK];
 } cpu_q8;
 
+/* Activations quantized per block of 256 with one scale (llama.cpp's q8_K),
+ * for Q4_K: x[i] ~ d * qs[i]; bsum[g] = sum of qs[32g .. 32g+31]. */
+#define CPU_QKK 256
+typedef struct cpu_q8k {
+    int8_t qs[CPU_QKK];
+    int16_t bsum[8];
+    float d;
+    float pad_[3];
+} cpu_q8k;
+
+/* Block products of quantized weights with quantized activations:
+ * y[j * ldy + i] = dot(weight row i, activation row j) for i < nw, j < nx;
+ * weight row i starts at (const char *)w + i * ldw (GGML blocks), activation
+ * row j at x + j * ldx (ldx in blocks); K values per row. */
+typedef void (*cpu_mm_q8_fn)(const void *w, size_t ldw, int nw, const cpu_q8 *x, size_t ldx,
+                             int nx, int64_t K, float *y, size_t ldy);
+typedef void (*cpu_mm_q8k_fn)(const void *w, size_t ldw, int nw, const cpu_q8k *x, size_t ldx,
+                              int nx, int64_t K, float *y, size_t ldy);
+
 typedef struct cpu_kernels {
     const char *isa;                 /* "c", "avx2" */
     /* dot products of one weight row with one f32 vector of n values */
@@ -36,6 +55,14 @@ typedef struct cpu_kernels {
     float (*dot_q8_0)(const void *w, const cpu_q8 *x, int64_t n);
     float (*dot_q4_0)(const void *w, const cpu_q8 *x, int64_t n);
     float (*dot_q4_k)(const void *w, const cpu_q8 *x, int64_t n);
+    /* multi-row / multi-token blocks (decode: nx = 1; prefill: tiles) */
+    cpu_mm_q8_fn mm_q8_0, mm_q4_0;
+    /* quantize n (multiple of 256) activations into n/256 q8_K blocks */
+    void (*quant_q8k)(const float *x, cpu_q8k *q, int64_t n);
+    cpu_mm_q8k_fn mm_q4_k;
+    /* gemm_f32 that adds into y instead of storing (K-blocked GEMM) */
+    void (*gemm_f32_acc)(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                         int64_t K, float *y, size_t ldy);
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_c;

@@ -33,6 +33,7 @@ typedef struct mm_job {
     int mode;
     int64_t K, N, M;
     cpu_q8 *xq;               /* MM_QUANT: M rows of K/32 blocks */
+    cpu_q8k *xqk;             /* MM_QUANT, Q4_K: M rows of K/256 blocks */
     float *scratch;           /* nth blocks of `rows_per_block` * K floats */
     int64_t rows_per_block;
     volatile int failed;
@@ -60,13 +61,23 @@ static float *y_row(const tsr_tensor *t, int64_t m)
     return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
 }
 
+/* rows of x (and y) evenly spaced in memory */
+static int uniform_rows(const tsr_tensor *x)
+{
+    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
+}
+
 static void quant_task(void *ctx, int ith, int nth)
 {
     mm_job *j = ctx;
     int64_t b, e;
     cpu_split(j->M, ith, nth, &b, &e);
-    for (int64_t m = b; m < e; m++)
-        j->c->k.quant_q8(x_row(j->t->src[1], m), j->xq + m * (j->K / CPU_QK), j->K);
+    for (int64_t m = b; m < e; m++) {
+        if (j->xqk)
+            j->c->k.quant_q8k(x_row(j->t->src[1], m), j->xqk + m * (j->K / CPU_QKK), j->K);
+        else
+            j->c->k.quant_q8(x_row(j->t->src[1], m), j->xq + m * (j->K / CPU_QK), j->K);
+    }
 }
 
 static void mm_task(void *ctx, int ith, int nth)
@@ -78,17 +89,27 @@ static void mm_task(void *ctx, int ith, int nth)
     int64_t K = j->K, M = j->M, n0, n1;
     cpu_split(j->N, ith, nth, &n0, &n1);
     if (j->mode == MM_QUANT) {
-        float (*dot)(const void *, const cpu_q8 *, int64_t) =
-            w->dtype == TSR_DTYPE_Q8_0 ? k->dot_q8_0 : w->dtype == TSR_DTYPE_Q4_0 ? k->dot_q4_0
-                                                                                : k->dot_q4_k;
-        int64_t nbk = K / CPU_QK;
+        /* blocks of 16 weight rows (in L1) against every token; decode
+         * (M = 1) runs 4 rows per pass sharing each activation block */
+        int64_t nbk = w->dtype == TSR_DTYPE_Q4_K ? K / CPU_QKK : K / CPU_QK;
+        int uni = uniform_rows(t);
+        size_t ldy = t->nb[1] / sizeof(float);
         for (int64_t nb = n0; nb < n1; nb += 16) {
-            int64_t ne = nb + 16 < n1 ? nb + 16 : n1;
-            for (int64_t m = 0; m < M; m++) {
-                float *yr = y_row(t, m);
-                for (int64_t n = nb; n < ne; n++)
-                    yr[n] = dot(cpu_row(w, n, 0, 0), j->xq + m * nbk, K) + bias_at(bias, n);
+            int nw = (int)(nb + 16 < n1 ? 16 : n1 - nb);
+            const void *wr = cpu_row(w, nb, 0, 0);
+            for (int64_t m = 0; m < M; m += uni ? M : 1) {
+                int nx = uni ? (int)M : 1;
+                float *yr = y_row(t, m) + nb;
+                if (w->dtype == TSR_DTYPE_Q4_K)
+                    k->mm_q4_k(wr, w->nb[1], nw, j->xqk + m * nbk, (size_t)nbk, nx, K, yr, ldy);
+                else
+                    (w->dtype == TSR_DTYPE_Q8_0 ? k->mm_q8_0 : k->mm_q4_0)(
+                        wr, w->nb[1], nw, j->xq + m * nbk, (size_t)nbk, nx, K, yr, ldy);
             }
+            if (bias)
+                for (int64_t m = 0; m < M; m++)
+                    for (int i = 0; i < nw; i++)
+                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
         }
     } else if (j->mode == MM_GEMV) {
         for (int64_t n = n0; n < n1; n++) {
@@ -124,10 +145,15 @@ static void mm_task(void *ctx, int ith, int nth)
                 ldw = (size_t)K;
             }
             /* x in chunks of 48 rows so that they stay in cache across the
-             * weight block */
+             * weight block, K in slices of 512 so that a 4x3 tile's seven
+             * rows stay in L1 */
             for (int64_t m0 = 0; m0 < M; m0 += 48) {
                 int nx = (int)(m0 + 48 < M ? 48 : M - m0);
-                k->gemm_f32(wb, ldw, nw, x_row(x, m0), ldx, nx, K, y_row(t, m0) + nb, ldy);
+                for (int64_t k0 = 0; k0 < K; k0 += 512) {
+                    int64_t kc = k0 + 512 < K ? 512 : K - k0;
+                    (k0 ? k->gemm_f32_acc : k->gemm_f32)(wb + k0, ldw, nw, x_row(x, m0) + k0, ldx,
+                                                        nx, kc, y_row(t, m0) + nb, ldy);
+                }
             }
             if (bias)
                 for (int64_t m = 0; m < M; m++)
@@ -148,17 +174,11 @@ static void mm_task(void *ctx, int ith, int nth)
     }
 }
 
-/* rows of x (and y) evenly spaced in memory */
-static int uniform_rows(const tsr_tensor *x)
-{
-    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
-}
-
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
 {
     const tsr_tensor *w = t->src[0], *x = t->src[1];
     int nth = cpu_pool_size(c->pool);
-    mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, 1, 0};
+    mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, NULL, 1, 0};
     uint32_t dt = w->dtype;
     int is_float = dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;
     if ((dt == TSR_DTYPE_Q8_0 || dt == TSR_DTYPE_Q4_0) && j.K % 32 == 0)
@@ -170,9 +190,15 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
     else if (is_float)
         j.mode = MM_GEMM;
     if (j.mode == MM_QUANT) {
-        j.xq = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QK) * sizeof(cpu_q8));
-        if (!j.xq)
-            return 1;
+        if (dt == TSR_DTYPE_Q4_K) {
+            j.xqk = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QKK) * sizeof(cpu_q8k));
+            if (!j.xqk)
+                return 1;
+        } else {
+            j.xq = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QK) * sizeof(cpu_q8));
+            if (!j.xq)
+                return 1;
+        }
         cpu_pool_run(c->pool, quant_task, &j);
     } else if (j.mode == MM_GEMM || j.mode == MM_DEQ) {
         if (j.mode == MM_GEMM) {
