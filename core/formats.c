@@ -58,6 +58,21 @@ tsr_status tsr__dequantize_row(const tsr_tensor *w, int64_t row, float *dst)
     case TSR_DTYPE_INT_GROUP: {
         const tsr_fmt_int_group *f = w->format_data;
         const uint8_t *q = base + (size_t)row * f->row_bytes;
+        if (f->axis == 1 && f->n_groups_per_row > 0 && !f->g_idx && (f->bits == 4 || f->bits == 8) &&
+            f->group_size > 0) {
+            /* the common layouts, a group at a time: 4-bit codes low nibble
+             * first, or whole bytes */
+            for (int64_t k0 = 0; k0 < K; k0 += f->group_size) {
+                int64_t g = row * f->n_groups_per_row + k0 / f->group_size;
+                float sc = f->scale[g], z = f->zero[g];
+                int64_t k1 = k0 + f->group_size < K ? k0 + f->group_size : K;
+                for (int64_t k = k0; k < k1; k++) {
+                    float code = f->bits == 8 ? (float)q[k] : (float)((q[k >> 1] >> ((k & 1) * 4)) & 15u);
+                    dst[k] = (code - z) * sc;
+                }
+            }
+            return TSR_OK;
+        }
         int64_t C = f->group_size > 0 ? N * K / f->group_size : 1;
         for (int64_t k = 0; k < K; k++) {
             int64_t g;
