@@ -25,7 +25,7 @@ void *cpu_scratch(cpu_ctx *c, int slot, size_t bytes)
     return c->buf[slot];
 }
 
-enum { MM_QUANT, MM_GEMV, MM_GEMM, MM_DEQ };
+enum { MM_QUANT, MM_QDOT, MM_GEMV, MM_GEMM, MM_DEQ };
 
 typedef struct mm_job {
     cpu_ctx *c;
@@ -88,7 +88,20 @@ static void mm_task(void *ctx, int ith, int nth)
     const cpu_kernels *k = &j->c->k;
     int64_t K = j->K, M = j->M, n0, n1;
     cpu_split(j->N, ith, nth, &n0, &n1);
-    if (j->mode == MM_QUANT) {
+    if (j->mode == MM_QDOT) {
+        /* decode: one weight row at a time against 1-3 tokens (measured
+         * faster end to end than the multi-row kernels at M = 1 here) */
+        float (*dot)(const void *, const cpu_q8 *, int64_t) =
+            w->dtype == TSR_DTYPE_Q8_0 ? k->dot_q8_0 : w->dtype == TSR_DTYPE_Q4_0 ? k->dot_q4_0
+                                                                                : k->dot_q4_k;
+        int64_t nbk = K / CPU_QK;
+        for (int64_t n = n0; n < n1; n++) {
+            const void *wr = cpu_row(w, n, 0, 0);
+            float bv = bias_at(bias, n);
+            for (int64_t m = 0; m < M; m++)
+                y_row(t, m)[n] = dot(wr, j->xq + m * nbk, K) + bv;
+        }
+    } else if (j->mode == MM_QUANT) {
         /* blocks of 16 weight rows (in L1) against every token; decode
          * (M = 1) runs 4 rows per pass sharing each activation block */
         int64_t nbk = w->dtype == TSR_DTYPE_Q4_K ? K / CPU_QKK : K / CPU_QK;
@@ -189,7 +202,14 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
         j.mode = MM_GEMV;
     else if (is_float)
         j.mode = MM_GEMM;
-    if (j.mode == MM_QUANT) {
+    if (j.mode == MM_QUANT && j.M < 4) {
+        j.mode = MM_QDOT;
+        j.xq = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QK) * sizeof(cpu_q8));
+        if (!j.xq)
+            return 1;
+        for (int64_t m = 0; m < j.M; m++) /* small: no thread hand-off */
+            c->k.quant_q8(x_row(x, m), j.xq + m * (j.K / CPU_QK), j.K);
+    } else if (j.mode == MM_QUANT) {
         if (dt == TSR_DTYPE_Q4_K) {
             j.xqk = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QKK) * sizeof(cpu_q8k));
             if (!j.xqk)
