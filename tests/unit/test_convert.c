@@ -51,6 +51,8 @@ out:
     return bad;
 }
 
+static int logits_of(const char *path, const tsr_config *cfg, const int32_t *ids, size_t n, float **out);
+
 static void test_round_trip(const char *fixture, const char *tag)
 {
     char g[512], h[512];
@@ -62,6 +64,18 @@ static void test_round_trip(const char *fixture, const char *tag)
     CHECK_MSG(tsr_model_convert(fixture, g, &o) == TSR_OK, "%s", tsr_last_error());
     CHECK_MSG(tsr_model_convert(g, h, NULL) == TSR_OK, "%s", tsr_last_error());
     CHECK_MSG(same_checkpoints(fixture, h) == 0, "%s: HF -> GGUF -> HF is not lossless", fixture);
+    /* the GGUF runs natively (its architecture's metadata and tensor names
+     * mapped back) with the folder's logits */
+    int32_t ids[6] = {1, 7, 42, 99, 3, 200};
+    float *a = NULL, *b = NULL;
+    int va = logits_of(fixture, NULL, ids, 6, &a), vb = logits_of(g, NULL, ids, 6, &b);
+    CHECK_MSG(va > 0 && va == vb, "%s: GGUF run: %s", fixture, tsr_last_error());
+    double md = 0;
+    for (int i = 0; va > 0 && va == vb && i < 6 * va; i++)
+        md = fmax(md, fabs((double)a[i] - b[i]));
+    CHECK_MSG(md <= 1e-5, "%s: GGUF logits differ from the folder's by %g", fixture, md);
+    free(a);
+    free(b);
 }
 
 /* Our GGUF of stories260K-hf equals llama.cpp's in every tensor and in the
@@ -284,6 +298,7 @@ int main(void)
     test_round_trip("fixtures/stories260K-hf", "stories260K-hf");
     test_round_trip("fixtures/tiny-llama", "tiny-llama");
     test_round_trip("fixtures/tiny-qwen2", "tiny-qwen2");
+    test_round_trip("fixtures/tiny-mistral", "tiny-mistral");
     test_matches_llamacpp();
     test_tokenizer_from_gguf();
     test_quantized_outputs();
