@@ -196,3 +196,46 @@ int mb_probe_portable(const tsr_host *host, char *why, size_t len)
     (void)len;
     return 1;
 }
+
+tsr_status mb_read_dims(const tsr_host *H, const tsr_json *c, int64_t default_ctx, mb_dims *d)
+{
+    d->n_embd = (int)H->json_int(H->json_get(c, "hidden_size"), 0);
+    d->n_ff = (int)H->json_int(H->json_get(c, "intermediate_size"), 0);
+    d->n_layer = (int)H->json_int(H->json_get(c, "num_hidden_layers"), 0);
+    d->n_head = (int)H->json_int(H->json_get(c, "num_attention_heads"), 0);
+    d->n_kv_head = (int)H->json_int(H->json_get(c, "num_key_value_heads"), d->n_head);
+    d->n_vocab = (int)H->json_int(H->json_get(c, "vocab_size"), 0);
+    d->n_ctx_train = H->json_int(H->json_get(c, "max_position_embeddings"), default_ctx);
+    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers",
+                          "num_attention_heads", "num_key_value_heads", "vocab_size"};
+    int vals[] = {d->n_embd, d->n_ff, d->n_layer, d->n_head, d->n_kv_head, d->n_vocab};
+    for (int i = 0; i < 6; i++)
+        if (vals[i] <= 0)
+            return H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer",
+                                keys[i]);
+    if (d->n_head % d->n_kv_head)
+        return H->set_error(TSR_ERR_FORMAT, "config.json: num_attention_heads (%d) is not a multiple "
+                            "of num_key_value_heads (%d)", d->n_head, d->n_kv_head);
+    const tsr_json *hd = H->json_get(c, "head_dim");
+    if (hd && H->json_type(hd) == TSR_JSON_INT) {
+        d->head_dim = (int)H->json_int(hd, 0);
+        if (d->head_dim <= 0)
+            return H->set_error(TSR_ERR_FORMAT, "config.json: 'head_dim' must be a positive integer");
+    } else {
+        if (d->n_embd % d->n_head)
+            return H->set_error(TSR_ERR_FORMAT, "config.json: hidden_size (%d) is not a multiple of "
+                                "num_attention_heads (%d) and there is no head_dim", d->n_embd, d->n_head);
+        d->head_dim = d->n_embd / d->n_head;
+    }
+    return TSR_OK;
+}
+
+void mb_dims_info(const mb_dims *d, tsr_model_info *out)
+{
+    out->n_layer = d->n_layer;
+    out->n_kv_head = d->n_kv_head;
+    out->head_dim = d->head_dim;
+    out->n_vocab = d->n_vocab;
+    out->n_embd = d->n_embd;
+    out->n_ctx_train = (int32_t)d->n_ctx_train;
+}

@@ -15,6 +15,19 @@ typedef struct mb {
     char name[192];           /* scratch for node names */
 } mb;
 
+/* The decoder dimensions every config.json names (LlamaConfig and kin). */
+typedef struct mb_dims {
+    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
+    int64_t n_ctx_train;      /* max_position_embeddings */
+} mb_dims;
+/* Read and check them: every size positive, heads a multiple of the KV
+ * heads, head_dim from config.json or hidden_size / heads (which must then
+ * divide).  `default_ctx` is the architecture's max_position_embeddings
+ * default.  Errors name the key. */
+tsr_status mb_read_dims(const tsr_host *H, const tsr_json *c, int64_t default_ctx, mb_dims *d);
+/* Fill the core's tsr_model_info from them. */
+void mb_dims_info(const mb_dims *d, tsr_model_info *out);
+
 /* Declare a 1-D (d1 == 0) or 2-D weight by its formatted HF name. */
 tsr_status mb_decl(const tsr_host *H, tsr_param_sink *s, uint32_t flags, int64_t d0, int64_t d1,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));

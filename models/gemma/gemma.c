@@ -14,8 +14,7 @@
 static const tsr_host *H;
 
 typedef struct gemma {
-    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
-    int64_t n_ctx_train;
+    mb_dims d;                 /* sizes from config.json */
     float eps;
     int attn_bias, tied, gelu_tanh;
     rope_cfg rope;
@@ -27,28 +26,9 @@ static tsr_status gemma_create(const tsr_host *host, const tsr_json *c, void **s
     gemma *m = calloc(1, sizeof *m);
     if (!m)
         return H->set_error(TSR_ERR_NOMEM, "gemma: out of memory");
-    tsr_status st = TSR_OK;
-    m->n_embd = (int)H->json_int(H->json_get(c, "hidden_size"), 0);
-    m->n_ff = (int)H->json_int(H->json_get(c, "intermediate_size"), 0);
-    m->n_layer = (int)H->json_int(H->json_get(c, "num_hidden_layers"), 0);
-    m->n_head = (int)H->json_int(H->json_get(c, "num_attention_heads"), 0);
-    m->n_kv_head = (int)H->json_int(H->json_get(c, "num_key_value_heads"), m->n_head);
-    m->n_vocab = (int)H->json_int(H->json_get(c, "vocab_size"), 0);
-    const tsr_json *hd = H->json_get(c, "head_dim");
-    m->head_dim = hd && H->json_type(hd) == TSR_JSON_INT ? (int)H->json_int(hd, 0)
-                                                          : (m->n_head > 0 ? m->n_embd / m->n_head : 0);
-    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                          "num_key_value_heads", "vocab_size", "head_dim"};
-    int vals[] = {m->n_embd, m->n_ff, m->n_layer, m->n_head, m->n_kv_head, m->n_vocab, m->head_dim};
-    for (int i = 0; i < 7 && !st; i++)
-        if (vals[i] <= 0)
-            st = H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer", keys[i]);
-    if (!st && m->n_head % m->n_kv_head)
-        st = H->set_error(TSR_ERR_FORMAT, "config.json: num_attention_heads (%d) is not a multiple of "
-                          "num_key_value_heads (%d)", m->n_head, m->n_kv_head);
+    tsr_status st = mb_read_dims(H, c, 8192, &m->d);
     if (st)
         goto fail;
-    m->n_ctx_train = H->json_int(H->json_get(c, "max_position_embeddings"), 8192);
     m->eps = (float)H->json_real(H->json_get(c, "rms_norm_eps"), 1e-6);
     m->attn_bias = H->json_bool(H->json_get(c, "attention_bias"), 0);
     m->tied = H->json_bool(H->json_get(c, "tie_word_embeddings"), 1);
@@ -65,7 +45,7 @@ static tsr_status gemma_create(const tsr_host *host, const tsr_json *c, void **s
                           "plugin (gelu_pytorch_tanh)", act);
         goto fail;
     }
-    if ((st = rope_parse(H, c, m->head_dim, &m->rope)))
+    if ((st = rope_parse(H, c, m->d.head_dim, &m->rope)))
         goto fail;
     *state = m;
     return TSR_OK;
@@ -78,26 +58,20 @@ static void gemma_destroy(void *state) { free(state); }
 
 static tsr_status gemma_info(void *state, tsr_model_info *out)
 {
-    gemma *m = state;
-    out->n_layer = m->n_layer;
-    out->n_kv_head = m->n_kv_head;
-    out->head_dim = m->head_dim;
-    out->n_vocab = m->n_vocab;
-    out->n_embd = m->n_embd;
-    out->n_ctx_train = (int32_t)m->n_ctx_train;
+    mb_dims_info(&((gemma *)state)->d, out);
     return TSR_OK;
 }
 
 static tsr_status gemma_declare(void *state, tsr_param_sink *s)
 {
     gemma *m = state;
-    int64_t D = m->n_embd, F = m->n_ff, q = (int64_t)m->n_head * m->head_dim,
-            kv = (int64_t)m->n_kv_head * m->head_dim;
+    int64_t D = m->d.n_embd, F = m->d.n_ff, q = (int64_t)m->d.n_head * m->d.head_dim,
+            kv = (int64_t)m->d.n_kv_head * m->d.head_dim;
     tsr_status st;
 #define D_(...) do { if ((st = mb_decl(H, s, __VA_ARGS__))) return st; } while (0)
 #define L_(...) do { if ((st = mb_decl_linear(H, s, __VA_ARGS__))) return st; } while (0)
-    D_(0, D, m->n_vocab, "model.embed_tokens.weight");
-    for (int l = 0; l < m->n_layer; l++) {
+    D_(0, D, m->d.n_vocab, "model.embed_tokens.weight");
+    for (int l = 0; l < m->d.n_layer; l++) {
         const char *p = "model.layers";
         D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
         L_(D, q, m->attn_bias, "%s.%d.self_attn.q_proj", p, l);
@@ -110,7 +84,7 @@ static tsr_status gemma_declare(void *state, tsr_param_sink *s)
         L_(F, D, 0, "%s.%d.mlp.down_proj", p, l);
     }
     D_(0, D, 0, "model.norm.weight");
-    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->d.n_vocab, "lm_head.weight");
 #undef D_
 #undef L_
     return TSR_OK;
@@ -120,7 +94,7 @@ static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
 {
     gemma *m = state;
     mb b = {H, g, 0, ""};
-    int64_t N = batch->n_tokens, hd = m->head_dim;
+    int64_t N = batch->n_tokens, hd = m->d.head_dim;
     tsr_tensor *pos = H->input_positions(g);
     float inv[ROPE_MAX_HALF], attn_factor;
     rope_inv_freq(&m->rope, batch->n_past + N, inv, &attn_factor);
@@ -131,11 +105,11 @@ static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
      * embed_scale = hidden_size ** 0.5 cast to the weight's dtype (55.4256
      * becomes 55.5 in bfloat16, as transformers does) */
     tsr_tensor *emb = mb_w(&b, "model.embed_tokens.weight");
-    int64_t ne[2] = {m->n_embd, N};
+    int64_t ne[2] = {m->d.n_embd, N};
     tsr_tensor *src[2] = {emb, H->input_ids(g)};
     tsr_tensor *x = emb ? H->node(g, TSR_OP_GET_ROWS, TSR_DTYPE_F32, 2, ne, src, 2, NULL, 0,
                                   "model.embed_tokens") : NULL;
-    float norm = sqrtf((float)m->n_embd);
+    float norm = sqrtf((float)m->d.n_embd);
     if (emb && emb->dtype == TSR_DTYPE_BF16)
         norm = H->bf16_to_f32(H->f32_to_bf16(norm));
     else if (emb && emb->dtype == TSR_DTYPE_F16)
@@ -144,7 +118,7 @@ static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
     tsr_param_set_f(sp, 0, norm);
     x = mb_op(&b, TSR_OP_SCALE, x, NULL, sp, 1, "model.embed_scale");
 
-    for (int l = 0; l < m->n_layer && x && !b.fail; l++) {
+    for (int l = 0; l < m->d.n_layer && x && !b.fail; l++) {
         char pre[64], ap[80];
         snprintf(pre, sizeof pre, "model.layers.%d", l);
         snprintf(ap, sizeof ap, "%s.self_attn", pre);
@@ -157,7 +131,7 @@ static tsr_status gemma_build(void *state, tsr_graph *g, const tsr_batch *batch)
             qkv[i] = mb_linear(&b, h, mb_w(&b, "%s.%s.weight", ap, qn[i]),
                                m->attn_bias ? mb_w(&b, "%s.%s.bias", ap, qn[i]) : NULL,
                                mb_nm(&b, "%s.%s", ap, qn[i]));
-            qkv[i] = mb_view3(&b, qkv[i], hd, i ? m->n_kv_head : m->n_head, N, NULL, 0,
+            qkv[i] = mb_view3(&b, qkv[i], hd, i ? m->d.n_kv_head : m->d.n_head, N, NULL, 0,
                               mb_nm(&b, "%s.%s_heads", ap, qn[i]));
         }
         /* scaling = head_dim ** -0.5 */

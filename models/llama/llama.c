@@ -16,8 +16,7 @@ static const tsr_host *H;
 
 typedef struct llama {
     char model_type[32];
-    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
-    int64_t n_ctx_train;
+    mb_dims d;                 /* sizes from config.json */
     float norm_eps;
     int attn_bias, o_bias, mlp_bias, tied;
     int sliding_window;        /* 0 = full attention */
@@ -31,13 +30,6 @@ static int64_t cfg_int(const tsr_json *c, const char *k, int64_t dflt)
     return H->json_int(H->json_get(c, k), dflt);
 }
 
-static tsr_status need_positive(const char *key, int64_t v)
-{
-    if (v <= 0)
-        return H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer", key);
-    return TSR_OK;
-}
-
 static tsr_status llama_create(const tsr_host *host, const tsr_json *c, void **state)
 {
     H = host;
@@ -46,31 +38,9 @@ static tsr_status llama_create(const tsr_host *host, const tsr_json *c, void **s
         return H->set_error(TSR_ERR_NOMEM, "llama: out of memory");
     snprintf(m->model_type, sizeof m->model_type, "%s",
              H->json_string(H->json_get(c, "model_type"), "llama"));
-    m->n_embd = (int)cfg_int(c, "hidden_size", 0);
-    m->n_ff = (int)cfg_int(c, "intermediate_size", 0);
-    m->n_layer = (int)cfg_int(c, "num_hidden_layers", 0);
-    m->n_head = (int)cfg_int(c, "num_attention_heads", 0);
-    m->n_kv_head = (int)cfg_int(c, "num_key_value_heads", m->n_head);
-    m->n_vocab = (int)cfg_int(c, "vocab_size", 0);
-    tsr_status st;
-    if ((st = need_positive("hidden_size", m->n_embd)) || (st = need_positive("intermediate_size", m->n_ff)) ||
-        (st = need_positive("num_hidden_layers", m->n_layer)) ||
-        (st = need_positive("num_attention_heads", m->n_head)) ||
-        (st = need_positive("num_key_value_heads", m->n_kv_head)) ||
-        (st = need_positive("vocab_size", m->n_vocab)))
+    tsr_status st = mb_read_dims(H, c, 2048, &m->d);
+    if (st)
         goto fail;
-    const tsr_json *hd = H->json_get(c, "head_dim");
-    m->head_dim = hd && H->json_type(hd) == TSR_JSON_INT ? (int)H->json_int(hd, 0)
-                                                          : m->n_embd / m->n_head;
-    if ((st = need_positive("head_dim", m->head_dim)))
-        goto fail;
-    if (m->n_head % m->n_kv_head) {
-        st = H->set_error(TSR_ERR_FORMAT,
-                          "config.json: num_attention_heads (%d) is not a multiple of "
-                          "num_key_value_heads (%d)", m->n_head, m->n_kv_head);
-        goto fail;
-    }
-    m->n_ctx_train = cfg_int(c, "max_position_embeddings", 2048);
     m->norm_eps = (float)H->json_real(H->json_get(c, "rms_norm_eps"), 1e-6);
     int is_qwen2 = !strcmp(m->model_type, "qwen2");
     /* qwen2: q/k/v carry a bias, o_proj none; llama: attention_bias for all four */
@@ -84,7 +54,7 @@ static tsr_status llama_create(const tsr_host *host, const tsr_json *c, void **s
     if (is_qwen2) {
         if (!H->json_bool(H->json_get(c, "use_sliding_window"), 0))
             m->sliding_window = 0;
-        m->max_window_layers = (int)cfg_int(c, "max_window_layers", m->n_layer);
+        m->max_window_layers = (int)cfg_int(c, "max_window_layers", m->d.n_layer);
     }
     const char *act = H->json_string(H->json_get(c, "hidden_act"), "silu");
     if (!strcmp(act, "silu") || !strcmp(act, "swish"))
@@ -97,7 +67,7 @@ static tsr_status llama_create(const tsr_host *host, const tsr_json *c, void **s
         st = H->set_error(TSR_ERR_UNSUPPORTED, "config.json: hidden_act '%s' is not supported", act);
         goto fail;
     }
-    if ((st = rope_parse(H, c, m->head_dim, &m->rope)))
+    if ((st = rope_parse(H, c, m->d.head_dim, &m->rope)))
         goto fail;
     *state = m;
     return TSR_OK;
@@ -110,13 +80,7 @@ static void llama_destroy(void *state) { free(state); }
 
 static tsr_status llama_info(void *state, tsr_model_info *out)
 {
-    llama *m = state;
-    out->n_layer = m->n_layer;
-    out->n_kv_head = m->n_kv_head;
-    out->head_dim = m->head_dim;
-    out->n_vocab = m->n_vocab;
-    out->n_embd = m->n_embd;
-    out->n_ctx_train = (int32_t)m->n_ctx_train;
+    mb_dims_info(&((llama *)state)->d, out);
     return TSR_OK;
 }
 
@@ -125,12 +89,12 @@ static tsr_status llama_info(void *state, tsr_model_info *out)
 static tsr_status llama_declare(void *state, tsr_param_sink *s)
 {
     llama *m = state;
-    int64_t D = m->n_embd, F = m->n_ff, q = (int64_t)m->n_head * m->head_dim,
-            kv = (int64_t)m->n_kv_head * m->head_dim;
+    int64_t D = m->d.n_embd, F = m->d.n_ff, q = (int64_t)m->d.n_head * m->d.head_dim,
+            kv = (int64_t)m->d.n_kv_head * m->d.head_dim;
     tsr_status st;
 #define D_(call) do { if ((st = (call))) return st; } while (0)
-    D_(mb_decl(H, s, 0, D, m->n_vocab, "model.embed_tokens.weight"));
-    for (int l = 0; l < m->n_layer; l++) {
+    D_(mb_decl(H, s, 0, D, m->d.n_vocab, "model.embed_tokens.weight"));
+    for (int l = 0; l < m->d.n_layer; l++) {
         const char *p = "model.layers";
         D_(mb_decl(H, s, 0, D, 0, "%s.%d.input_layernorm.weight", p, l));
         D_(mb_decl_linear(H, s, D, q, m->attn_bias, "%s.%d.self_attn.q_proj", p, l));
@@ -144,7 +108,7 @@ static tsr_status llama_declare(void *state, tsr_param_sink *s)
     }
     D_(mb_decl(H, s, 0, D, 0, "model.norm.weight"));
     /* tied: lm_head shares embed_tokens; a stored copy is accepted and ignored */
-    D_(mb_decl(H, s, TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab,
+    D_(mb_decl(H, s, TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->d.n_vocab,
                "lm_head.weight"));
 #undef D_
     return TSR_OK;
@@ -156,7 +120,7 @@ static tsr_status llama_build(void *state, tsr_graph *g, const tsr_batch *batch)
 {
     llama *m = state;
     mb b = {H, g, 0, ""};
-    int64_t N = batch->n_tokens, hd = m->head_dim;
+    int64_t N = batch->n_tokens, hd = m->d.head_dim;
 
     /* RoPE frequencies for this length (LlamaRotaryEmbedding) */
     float inv[512], attn_factor;
@@ -169,12 +133,12 @@ static tsr_status llama_build(void *state, tsr_graph *g, const tsr_batch *batch)
 
     /* inputs_embeds = self.embed_tokens(input_ids) */
     tsr_tensor *emb = mb_w(&b, "model.embed_tokens.weight");
-    int64_t ne[2] = {m->n_embd, N};
+    int64_t ne[2] = {m->d.n_embd, N};
     tsr_tensor *src2[2] = {emb, H->input_ids(g)};
     tsr_tensor *x = emb ? H->node(g, TSR_OP_GET_ROWS, TSR_DTYPE_F32, 2, ne, src2, 2, NULL, 0,
                                   "model.embed_tokens") : NULL;
 
-    for (int l = 0; l < m->n_layer && x && !b.fail; l++) {
+    for (int l = 0; l < m->d.n_layer && x && !b.fail; l++) {
         char pre[64], att[80], mlp[80];
         snprintf(pre, sizeof pre, "model.layers.%d", l);
         snprintf(att, sizeof att, "%s.self_attn", pre);
@@ -192,9 +156,9 @@ static tsr_status llama_build(void *state, tsr_graph *g, const tsr_batch *batch)
         tsr_tensor *v = mb_linear(&b, h, mb_w(&b, "%s.v_proj.weight", att),
                                   m->attn_bias ? mb_w(&b, "%s.v_proj.bias", att) : NULL,
                                   mb_nm(&b, "%s.v_proj", att));
-        q = mb_view3(&b, q, hd, m->n_head, N, NULL, 0, mb_nm(&b, "%s.q_heads", att));
-        k = mb_view3(&b, k, hd, m->n_kv_head, N, NULL, 0, mb_nm(&b, "%s.k_heads", att));
-        v = mb_view3(&b, v, hd, m->n_kv_head, N, NULL, 0, mb_nm(&b, "%s.v_heads", att));
+        q = mb_view3(&b, q, hd, m->d.n_head, N, NULL, 0, mb_nm(&b, "%s.q_heads", att));
+        k = mb_view3(&b, k, hd, m->d.n_kv_head, N, NULL, 0, mb_nm(&b, "%s.k_heads", att));
+        v = mb_view3(&b, v, hd, m->d.n_kv_head, N, NULL, 0, mb_nm(&b, "%s.v_heads", att));
         /* RoPE, cache update, eager attention; sliding window on the layers that have it */
         at.window = (m->sliding_window > 0 && l >= m->max_window_layers) ? m->sliding_window : 0;
         tsr_tensor *a = mb_attention(&b, l, att, q, k, v, &at);

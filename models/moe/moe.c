@@ -30,9 +30,8 @@ static const tsr_host *H;
 
 typedef struct moe {
     int qwen;                  /* 1 qwen2_moe, 0 mixtral */
-    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
+    mb_dims d;                 /* sizes from config.json */
     int n_expert, top_k, norm_topk, n_ff_expert, n_ff_shared;
-    int64_t n_ctx_train;
     float eps;
     int qkv_bias, tied;
     unsigned char sparse[MAX_LAYERS];   /* layer l has the MoE block */
@@ -63,39 +62,26 @@ static tsr_status moe_create(const tsr_host *host, const tsr_json *c, void **sta
         return H->set_error(TSR_ERR_NOMEM, "moe: out of memory");
     tsr_status st = TSR_OK;
     m->qwen = !strcmp(H->json_string(H->json_get(c, "model_type"), ""), "qwen2_moe");
-    m->n_embd = (int)ci(c, "hidden_size", 0);
-    m->n_ff = (int)ci(c, "intermediate_size", 0);
-    m->n_layer = (int)ci(c, "num_hidden_layers", 0);
-    m->n_head = (int)ci(c, "num_attention_heads", 0);
-    m->n_kv_head = (int)ci(c, "num_key_value_heads", m->n_head);
-    m->n_vocab = (int)ci(c, "vocab_size", 0);
+    if ((st = mb_read_dims(H, c, 4096, &m->d)))
+        goto fail;
     m->n_expert = (int)ci(c, m->qwen ? "num_experts" : "num_local_experts", 0);
     m->top_k = (int)ci(c, "num_experts_per_tok", 2);
-    m->n_ff_expert = m->qwen ? (int)ci(c, "moe_intermediate_size", 0) : m->n_ff;
+    m->n_ff_expert = m->qwen ? (int)ci(c, "moe_intermediate_size", 0) : m->d.n_ff;
     m->n_ff_shared = m->qwen ? (int)ci(c, "shared_expert_intermediate_size", 0) : 0;
-    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                          "num_key_value_heads", "vocab_size", "num_experts_per_tok",
-                          m->qwen ? "num_experts" : "num_local_experts",
+    const char *keys[] = {"num_experts_per_tok", m->qwen ? "num_experts" : "num_local_experts",
                           m->qwen ? "moe_intermediate_size" : "intermediate_size"};
-    int vals[] = {m->n_embd, m->n_ff, m->n_layer, m->n_head, m->n_kv_head, m->n_vocab, m->top_k,
-                  m->n_expert, m->n_ff_expert};
-    for (int i = 0; i < 9 && !st; i++)
+    int vals[] = {m->top_k, m->n_expert, m->n_ff_expert};
+    for (int i = 0; i < 3 && !st; i++)
         if (vals[i] <= 0)
             st = H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer", keys[i]);
-    if (!st && (m->n_head % m->n_kv_head))
-        st = H->set_error(TSR_ERR_FORMAT, "config.json: num_attention_heads (%d) is not a multiple of "
-                          "num_key_value_heads (%d)", m->n_head, m->n_kv_head);
     if (!st && m->top_k > m->n_expert)
         st = H->set_error(TSR_ERR_FORMAT, "config.json: num_experts_per_tok (%d) exceeds the %d experts",
                           m->top_k, m->n_expert);
-    if (!st && m->n_layer > MAX_LAYERS)
+    if (!st && m->d.n_layer > MAX_LAYERS)
         st = H->set_error(TSR_ERR_UNSUPPORTED, "config.json: %d layers (the moe plugin takes %d)",
-                          m->n_layer, MAX_LAYERS);
+                          m->d.n_layer, MAX_LAYERS);
     if (st)
         goto fail;
-    const tsr_json *hd = H->json_get(c, "head_dim");
-    m->head_dim = hd && H->json_type(hd) == TSR_JSON_INT ? (int)H->json_int(hd, 0) : m->n_embd / m->n_head;
-    m->n_ctx_train = ci(c, "max_position_embeddings", 4096);
     m->eps = (float)H->json_real(H->json_get(c, "rms_norm_eps"), m->qwen ? 1e-6 : 1e-5);
     m->tied = H->json_bool(H->json_get(c, "tie_word_embeddings"), 0);
     /* MixtralTopKRouter always renormalises; Qwen2Moe only if norm_topk_prob */
@@ -106,9 +92,9 @@ static tsr_status moe_create(const tsr_host *host, const tsr_json *c, void **sta
     const tsr_json *lt = H->json_get(c, "layer_types");
     if (m->qwen && !H->json_bool(H->json_get(c, "use_sliding_window"), 0))
         window = 0;
-    int step = (int)ci(c, "decoder_sparse_step", 1), mwl = (int)ci(c, "max_window_layers", m->n_layer);
+    int step = (int)ci(c, "decoder_sparse_step", 1), mwl = (int)ci(c, "max_window_layers", m->d.n_layer);
     const tsr_json *mlp_only = H->json_get(c, "mlp_only_layers");
-    for (int l = 0; l < m->n_layer; l++) {
+    for (int l = 0; l < m->d.n_layer; l++) {
         /* Qwen2MoeDecoderLayer: sparse unless in mlp_only_layers, every step-th */
         m->sparse[l] = !m->qwen || (!in_list(mlp_only, l) && step > 0 && (l + 1) % step == 0);
         if (lt && H->json_type(lt) == TSR_JSON_ARRAY && (size_t)l < H->json_size(lt))
@@ -128,7 +114,7 @@ static tsr_status moe_create(const tsr_host *host, const tsr_json *c, void **sta
                           "plugin (silu)", act);
         goto fail;
     }
-    if ((st = rope_parse(H, c, m->head_dim, &m->rope)))
+    if ((st = rope_parse(H, c, m->d.head_dim, &m->rope)))
         goto fail;
     /* MixtralConfig's default rope_theta is 1e6 */
     if (!m->qwen && !H->json_get(c, "rope_theta") && !H->json_get(c, "rope_parameters"))
@@ -144,13 +130,7 @@ static void moe_destroy(void *state) { free(state); }
 
 static tsr_status moe_info(void *state, tsr_model_info *out)
 {
-    moe *m = state;
-    out->n_layer = m->n_layer;
-    out->n_kv_head = m->n_kv_head;
-    out->head_dim = m->head_dim;
-    out->n_vocab = m->n_vocab;
-    out->n_embd = m->n_embd;
-    out->n_ctx_train = (int32_t)m->n_ctx_train;
+    mb_dims_info(&((moe *)state)->d, out);
     return TSR_OK;
 }
 
@@ -166,12 +146,12 @@ static const char *block(const moe *m) { return m->qwen ? "mlp" : "block_sparse_
 static tsr_status moe_declare(void *state, tsr_param_sink *s)
 {
     moe *m = state;
-    int64_t D = m->n_embd, q = (int64_t)m->n_head * m->head_dim, kv = (int64_t)m->n_kv_head * m->head_dim;
+    int64_t D = m->d.n_embd, q = (int64_t)m->d.n_head * m->d.head_dim, kv = (int64_t)m->d.n_kv_head * m->d.head_dim;
     tsr_status st;
 #define D_(...) do { if ((st = mb_decl(H, s, __VA_ARGS__))) return st; } while (0)
 #define L_(...) do { if ((st = mb_decl_linear(H, s, __VA_ARGS__))) return st; } while (0)
-    D_(0, D, m->n_vocab, "model.embed_tokens.weight");
-    for (int l = 0; l < m->n_layer; l++) {
+    D_(0, D, m->d.n_vocab, "model.embed_tokens.weight");
+    for (int l = 0; l < m->d.n_layer; l++) {
         const char *p = "model.layers";
         D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
         L_(D, q, m->qkv_bias, "%s.%d.self_attn.q_proj", p, l);
@@ -180,9 +160,9 @@ static tsr_status moe_declare(void *state, tsr_param_sink *s)
         L_(q, D, 0, "%s.%d.self_attn.o_proj", p, l);
         D_(0, D, 0, "%s.%d.post_attention_layernorm.weight", p, l);
         if (!m->sparse[l]) { /* Qwen2MoeMLP(intermediate_size) */
-            L_(D, m->n_ff, 0, "%s.%d.mlp.gate_proj", p, l);
-            L_(D, m->n_ff, 0, "%s.%d.mlp.up_proj", p, l);
-            L_(m->n_ff, D, 0, "%s.%d.mlp.down_proj", p, l);
+            L_(D, m->d.n_ff, 0, "%s.%d.mlp.gate_proj", p, l);
+            L_(D, m->d.n_ff, 0, "%s.%d.mlp.up_proj", p, l);
+            L_(m->d.n_ff, D, 0, "%s.%d.mlp.down_proj", p, l);
             continue;
         }
         D_(0, D, m->n_expert, "%s.%d.%s.gate.weight", p, l, block(m));
@@ -200,7 +180,7 @@ static tsr_status moe_declare(void *state, tsr_param_sink *s)
         }
     }
     D_(0, D, 0, "model.norm.weight");
-    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->n_vocab, "lm_head.weight");
+    D_(m->tied ? TSR_PARAM_OPTIONAL : 0, D, m->d.n_vocab, "lm_head.weight");
 #undef D_
 #undef L_
     return TSR_OK;
@@ -259,7 +239,7 @@ static tsr_status moe_build(void *state, tsr_graph *g, const tsr_batch *batch)
 {
     moe *m = state;
     mb b = {H, g, 0, ""};
-    int64_t N = batch->n_tokens, hd = m->head_dim;
+    int64_t N = batch->n_tokens, hd = m->d.head_dim;
     tsr_tensor *pos = H->input_positions(g);
 
     float inv[ROPE_MAX_HALF], attn_factor;
@@ -269,12 +249,12 @@ static tsr_status moe_build(void *state, tsr_graph *g, const tsr_batch *batch)
 
     /* inputs_embeds = self.embed_tokens(input_ids) */
     tsr_tensor *emb = mb_w(&b, "model.embed_tokens.weight");
-    int64_t ne[2] = {m->n_embd, N};
+    int64_t ne[2] = {m->d.n_embd, N};
     tsr_tensor *src[2] = {emb, H->input_ids(g)};
     tsr_tensor *x = emb ? H->node(g, TSR_OP_GET_ROWS, TSR_DTYPE_F32, 2, ne, src, 2, NULL, 0,
                                   "model.embed_tokens") : NULL;
 
-    for (int l = 0; l < m->n_layer && x && !b.fail; l++) {
+    for (int l = 0; l < m->d.n_layer && x && !b.fail; l++) {
         char pre[64], ap[80];
         snprintf(pre, sizeof pre, "model.layers.%d", l);
         snprintf(ap, sizeof ap, "%s.self_attn", pre);
@@ -286,7 +266,7 @@ static tsr_status moe_build(void *state, tsr_graph *g, const tsr_batch *batch)
         for (int i = 0; i < 3; i++) {
             qkv[i] = mb_linear(&b, h, mb_w(&b, "%s.%s.weight", ap, qn[i]),
                                m->qkv_bias ? mb_w(&b, "%s.%s.bias", ap, qn[i]) : NULL, mb_nm(&b, "%s.%s", ap, qn[i]));
-            qkv[i] = mb_view3(&b, qkv[i], hd, i ? m->n_kv_head : m->n_head, N, NULL, 0,
+            qkv[i] = mb_view3(&b, qkv[i], hd, i ? m->d.n_kv_head : m->d.n_head, N, NULL, 0,
                               mb_nm(&b, "%s.%s_heads", ap, qn[i]));
         }
         mb_attn at = {pos, freq, m->rope.dim, attn_factor, 1.0f / sqrtf((float)hd), m->window[l], 0.0f,

@@ -14,8 +14,7 @@
 static const tsr_host *H;
 
 typedef struct phi3 {
-    int n_embd, n_ff, n_layer, n_head, n_kv_head, head_dim, n_vocab;
-    int64_t n_ctx_train;
+    mb_dims d;                 /* sizes from config.json */
     float eps;
     int tied, sliding_window;
     rope_cfg rope;
@@ -27,26 +26,9 @@ static tsr_status phi3_create(const tsr_host *host, const tsr_json *c, void **st
     phi3 *m = calloc(1, sizeof *m);
     if (!m)
         return H->set_error(TSR_ERR_NOMEM, "phi3: out of memory");
-    tsr_status st = TSR_OK;
-    m->n_embd = (int)H->json_int(H->json_get(c, "hidden_size"), 0);
-    m->n_ff = (int)H->json_int(H->json_get(c, "intermediate_size"), 0);
-    m->n_layer = (int)H->json_int(H->json_get(c, "num_hidden_layers"), 0);
-    m->n_head = (int)H->json_int(H->json_get(c, "num_attention_heads"), 0);
-    m->n_kv_head = (int)H->json_int(H->json_get(c, "num_key_value_heads"), m->n_head);
-    m->n_vocab = (int)H->json_int(H->json_get(c, "vocab_size"), 0);
-    const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                          "num_key_value_heads", "vocab_size"};
-    int vals[] = {m->n_embd, m->n_ff, m->n_layer, m->n_head, m->n_kv_head, m->n_vocab};
-    for (int i = 0; i < 6 && !st; i++)
-        if (vals[i] <= 0)
-            st = H->set_error(TSR_ERR_FORMAT, "config.json: '%s' must be a positive integer", keys[i]);
-    if (!st && (m->n_head % m->n_kv_head || m->n_embd % m->n_head))
-        st = H->set_error(TSR_ERR_FORMAT, "config.json: hidden_size %d, num_attention_heads %d and "
-                          "num_key_value_heads %d do not divide", m->n_embd, m->n_head, m->n_kv_head);
+    tsr_status st = mb_read_dims(H, c, 4096, &m->d);
     if (st)
         goto fail;
-    m->head_dim = m->n_embd / m->n_head;
-    m->n_ctx_train = H->json_int(H->json_get(c, "max_position_embeddings"), 4096);
     m->eps = (float)H->json_real(H->json_get(c, "rms_norm_eps"), 1e-5);
     m->tied = H->json_bool(H->json_get(c, "tie_word_embeddings"), 0);
     const tsr_json *sw = H->json_get(c, "sliding_window");
@@ -57,7 +39,7 @@ static tsr_status phi3_create(const tsr_host *host, const tsr_json *c, void **st
                           "plugin (silu)", act);
         goto fail;
     }
-    if ((st = rope_parse(H, c, m->head_dim, &m->rope)))
+    if ((st = rope_parse(H, c, m->d.head_dim, &m->rope)))
         goto fail;
     *state = m;
     return TSR_OK;
@@ -70,25 +52,19 @@ static void phi3_destroy(void *state) { free(state); }
 
 static tsr_status phi3_info(void *state, tsr_model_info *out)
 {
-    phi3 *m = state;
-    out->n_layer = m->n_layer;
-    out->n_kv_head = m->n_kv_head;
-    out->head_dim = m->head_dim;
-    out->n_vocab = m->n_vocab;
-    out->n_embd = m->n_embd;
-    out->n_ctx_train = (int32_t)m->n_ctx_train;
+    mb_dims_info(&((phi3 *)state)->d, out);
     return TSR_OK;
 }
 
 static tsr_status phi3_declare(void *state, tsr_param_sink *s)
 {
     phi3 *m = state;
-    int64_t D = m->n_embd, F = m->n_ff, q = (int64_t)m->n_head * m->head_dim,
-            kv = (int64_t)m->n_kv_head * m->head_dim;
+    int64_t D = m->d.n_embd, F = m->d.n_ff, q = (int64_t)m->d.n_head * m->d.head_dim,
+            kv = (int64_t)m->d.n_kv_head * m->d.head_dim;
     tsr_status st;
 #define D_(...) do { if ((st = mb_decl(H, s, __VA_ARGS__))) return st; } while (0)
-    D_(0, D, m->n_vocab, "model.embed_tokens.weight");
-    for (int l = 0; l < m->n_layer; l++) {
+    D_(0, D, m->d.n_vocab, "model.embed_tokens.weight");
+    for (int l = 0; l < m->d.n_layer; l++) {
         const char *p = "model.layers";
         D_(0, D, 0, "%s.%d.input_layernorm.weight", p, l);
         D_(TSR_PARAM_LINEAR, D, q + 2 * kv, "%s.%d.self_attn.qkv_proj.weight", p, l);
@@ -98,7 +74,7 @@ static tsr_status phi3_declare(void *state, tsr_param_sink *s)
         D_(TSR_PARAM_LINEAR, F, D, "%s.%d.mlp.down_proj.weight", p, l);
     }
     D_(0, D, 0, "model.norm.weight");
-    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->n_vocab, "lm_head.weight");
+    D_(TSR_PARAM_LINEAR | (m->tied ? TSR_PARAM_OPTIONAL : 0), D, m->d.n_vocab, "lm_head.weight");
 #undef D_
     return TSR_OK;
 }
@@ -107,8 +83,8 @@ static tsr_status phi3_build(void *state, tsr_graph *g, const tsr_batch *batch)
 {
     phi3 *m = state;
     mb b = {H, g, 0, ""};
-    int64_t N = batch->n_tokens, hd = m->head_dim, q_sz = (int64_t)m->n_head * hd,
-            kv_sz = (int64_t)m->n_kv_head * hd;
+    int64_t N = batch->n_tokens, hd = m->d.head_dim, q_sz = (int64_t)m->d.n_head * hd,
+            kv_sz = (int64_t)m->d.n_kv_head * hd;
     tsr_tensor *pos = H->input_positions(g);
 
     /* Phi3RotaryEmbedding: longrope picks short or long factors from the
@@ -120,12 +96,12 @@ static tsr_status phi3_build(void *state, tsr_graph *g, const tsr_batch *batch)
 
     /* inputs_embeds = self.embed_tokens(input_ids) */
     tsr_tensor *emb = mb_w(&b, "model.embed_tokens.weight");
-    int64_t ne[2] = {m->n_embd, N};
+    int64_t ne[2] = {m->d.n_embd, N};
     tsr_tensor *src[2] = {emb, H->input_ids(g)};
     tsr_tensor *x = emb ? H->node(g, TSR_OP_GET_ROWS, TSR_DTYPE_F32, 2, ne, src, 2, NULL, 0,
                                   "model.embed_tokens") : NULL;
 
-    for (int l = 0; l < m->n_layer && x && !b.fail; l++) {
+    for (int l = 0; l < m->d.n_layer && x && !b.fail; l++) {
         char pre[64], ap[80];
         snprintf(pre, sizeof pre, "model.layers.%d", l);
         snprintf(ap, sizeof ap, "%s.self_attn", pre);
@@ -135,10 +111,10 @@ static tsr_status phi3_build(void *state, tsr_graph *g, const tsr_batch *batch)
         /* qkv = self.qkv_proj(hidden_states); query = qkv[..., :query_pos], ... */
         tsr_tensor *qkv = mb_linear(&b, h, mb_w(&b, "%s.qkv_proj.weight", ap), NULL, mb_nm(&b, "%s.qkv_proj", ap));
         size_t nb[3] = {sizeof(float), (size_t)hd * sizeof(float), qkv ? qkv->nb[1] : 0};
-        tsr_tensor *q = mb_view3(&b, qkv, hd, m->n_head, N, nb, 0, mb_nm(&b, "%s.q", ap));
-        tsr_tensor *k = mb_view3(&b, qkv, hd, m->n_kv_head, N, nb, (size_t)q_sz * sizeof(float),
+        tsr_tensor *q = mb_view3(&b, qkv, hd, m->d.n_head, N, nb, 0, mb_nm(&b, "%s.q", ap));
+        tsr_tensor *k = mb_view3(&b, qkv, hd, m->d.n_kv_head, N, nb, (size_t)q_sz * sizeof(float),
                                  mb_nm(&b, "%s.k", ap));
-        tsr_tensor *v = mb_view3(&b, qkv, hd, m->n_kv_head, N, nb, (size_t)(q_sz + kv_sz) * sizeof(float),
+        tsr_tensor *v = mb_view3(&b, qkv, hd, m->d.n_kv_head, N, nb, (size_t)(q_sz + kv_sz) * sizeof(float),
                                  mb_nm(&b, "%s.v", ap));
         /* rotary on the first rotary_ndims dims; attention with sliding_window */
         mb_attn at = {pos, freq, m->rope.dim, attn_factor, 1.0f / sqrtf((float)hd), m->sliding_window, 0.0f,
@@ -151,8 +127,8 @@ static tsr_status phi3_build(void *state, tsr_graph *g, const tsr_batch *batch)
                         mb_nm(&b, "%s.post_attention_layernorm", pre));
         tsr_tensor *gu = mb_linear(&b, h, mb_w(&b, "%s.mlp.gate_up_proj.weight", pre), NULL,
                                    mb_nm(&b, "%s.mlp.gate_up_proj", pre));
-        tsr_tensor *gate = mb_rows(&b, gu, 0, m->n_ff, mb_nm(&b, "%s.mlp.gate", pre));
-        tsr_tensor *up = mb_rows(&b, gu, m->n_ff, m->n_ff, mb_nm(&b, "%s.mlp.up", pre));
+        tsr_tensor *gate = mb_rows(&b, gu, 0, m->d.n_ff, mb_nm(&b, "%s.mlp.gate", pre));
+        tsr_tensor *up = mb_rows(&b, gu, m->d.n_ff, m->d.n_ff, mb_nm(&b, "%s.mlp.up", pre));
         tsr_tensor *act = up ? mb_op(&b, TSR_OP_SWIGLU, gate, up, NULL, 0, mb_nm(&b, "%s.mlp.act", pre)) : NULL;
         tsr_tensor *dn = mb_linear(&b, act, mb_w(&b, "%s.mlp.down_proj.weight", pre), NULL,
                                    mb_nm(&b, "%s.mlp.down_proj", pre));
