@@ -109,8 +109,8 @@ static tsr_status rd_str(rd *r, const uint8_t **s, uint64_t *len, const char *wh
 /* A NUL-terminated copy of a key or tensor name. */
 static tsr_status rd_name(rd *r, char **out, const char *what)
 {
-    const uint8_t *s;
-    uint64_t len;
+    const uint8_t *s = NULL;
+    uint64_t len = 0;
     size_t at = r->pos;
     tsr_status st = rd_str(r, &s, &len, what);
     if (st)
@@ -166,7 +166,7 @@ static tsr_status index_array(tsr__gguf *g, rd *r, tsr__gguf_value *v, const cha
     for (uint64_t i = 0; i < v->len; i++) {
         a->offsets[i] = (uint64_t)(r->b + r->pos - base);
         snprintf(sub, sizeof sub, "%s element %llu", what, (unsigned long long)i);
-        tsr__gguf_value e;
+        tsr__gguf_value e = {0};
         tsr_status st = parse_value(g, r, v->elem_type, &e, sub, depth + 1);
         if (st)
             return st;
@@ -179,8 +179,8 @@ static tsr_status index_array(tsr__gguf *g, rd *r, tsr__gguf_value *v, const cha
 static tsr_status parse_array(tsr__gguf *g, rd *r, tsr__gguf_value *v, const char *what, int depth)
 {
     size_t at = r->pos;
-    uint32_t et;
-    uint64_t n;
+    uint32_t et = 0;
+    uint64_t n = 0;
     tsr_status st = rd_u32(r, &et, what);
     if (!st)
         st = rd_u64(r, &n, what);
@@ -215,7 +215,7 @@ static tsr_status parse_value(tsr__gguf *g, rd *r, uint32_t type, tsr__gguf_valu
     memset(v, 0, sizeof *v);
     v->type = type;
     if (type == TSR_GGUF_STRING) {
-        const uint8_t *s;
+        const uint8_t *s = NULL;
         tsr_status st = rd_str(r, &s, &v->len, what);
         v->data = s;
         return st;
@@ -304,7 +304,7 @@ static tsr_status parse_kvs(tsr__gguf *g, rd *r, uint64_t n)
         long dup = hash_insert(g->kv_hash, g->kv_cap, (const char *const *)g->keys, sizeof(char *), key, i);
         if (dup >= 0)
             return ferr(r, at, "duplicate metadata key '%s' (entries %ld and %zu)", key, dup, i);
-        uint32_t type;
+        uint32_t type = 0;
         size_t tat = r->pos;
         snprintf(what, sizeof what, "the type of key '%s'", key);
         if ((st = rd_u32(r, &type, what)))
@@ -350,7 +350,7 @@ static tsr_status parse_tensor_info(tsr__gguf *g, rd *r, size_t i)
                            sizeof *t, t->name, i);
     if (dup >= 0)
         return ferr(r, at, "duplicate tensor name '%s' (tensors %ld and %zu)", t->name, dup, i);
-    uint32_t nd;
+    uint32_t nd = 0;
     at = r->pos;
     snprintf(what, sizeof what, "the n_dims of tensor '%s'", t->name);
     if ((st = rd_u32(r, &nd, what)))
@@ -454,7 +454,7 @@ static tsr_status parse(tsr__gguf *g, rd *r)
         return tsr__error(g->version == 0 ? TSR_ERR_FORMAT : TSR_ERR_UNSUPPORTED,
                           "%s: unsupported GGUF version %u (at byte 4); versions 2 and 3 are read",
                           r->path, g->version);
-    uint64_t nt, nkv;
+    uint64_t nt = 0, nkv = 0;
     if ((st = rd_u64(r, &nt, "the tensor count")) || (st = rd_u64(r, &nkv, "the metadata key/value count")))
         return st;
     /* smallest encodings: a kv is 8+1 (key) + 4 + 1; a tensor info 8+1 + 4 + 4 + 8 */
@@ -748,7 +748,7 @@ tsr_status tsr__gguf_arr_at(const tsr__gguf_value *arr, uint64_t i, tsr__gguf_va
 
 tsr_status tsr__gguf_arr_str(const tsr__gguf_value *arr, uint64_t i, const char **s, size_t *len)
 {
-    tsr__gguf_value e;
+    tsr__gguf_value e = {0};
     tsr_status st = tsr__gguf_arr_at(arr, i, &e);
     return st ? st : v_str("array element", &e, s, len);
 }

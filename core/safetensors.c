@@ -398,7 +398,7 @@ static tsr_status load_header(tsr_checkpoint *ck, size_t fi)
 /* Map one file, validate it and add its tensors. */
 static tsr_status load_file(tsr_checkpoint *ck, const char *path, const char *shard)
 {
-    size_t fi;
+    size_t fi = 0;
     tsr_status st = add_file(ck, path, shard, &fi);
     return st ? st : load_header(ck, fi);
 }
@@ -556,7 +556,7 @@ static tsr_status finish(tsr_status st, tsr_checkpoint *ck, tsr_checkpoint **out
 
 tsr_status tsr__checkpoint_open_file(const char *path, tsr_checkpoint **out)
 {
-    tsr_checkpoint *ck;
+    tsr_checkpoint *ck = NULL;
     *out = NULL;
     tsr_status st = checkpoint_new(path, &ck);
     if (st)
@@ -566,7 +566,7 @@ tsr_status tsr__checkpoint_open_file(const char *path, tsr_checkpoint **out)
 
 static tsr_status open_index(const char *dir, const char *index, tsr_checkpoint **out)
 {
-    tsr_checkpoint *ck;
+    tsr_checkpoint *ck = NULL;
     tsr_status st = checkpoint_new(index, &ck);
     if (st)
         return st;
