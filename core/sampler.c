@@ -11,6 +11,8 @@ struct tsr__sampler {
     int n_vocab;
     uint64_t rng;
     int32_t *idx;             /* [n_vocab] scratch for sorting            */
+    uint32_t *stamp;          /* [n_vocab] step that last penalised a token */
+    uint32_t step;
     float *logits_ref;        /* sort key                                   */
 };
 
@@ -34,7 +36,10 @@ tsr_status tsr__sampler_create(const tsr__sampling *p, int n_vocab, tsr__sampler
     s->n_vocab = n_vocab;
     s->rng = p->seed;
     s->idx = malloc((size_t)n_vocab * sizeof *s->idx);
-    if (!s->idx) {
+    s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
+    if (!s->idx || !s->stamp) {
+        free(s->idx);
+        free(s->stamp);
         free(s);
         return tsr__error(TSR_ERR_NOMEM, "out of memory");
     }
@@ -47,6 +52,7 @@ void tsr__sampler_destroy(tsr__sampler *s)
     if (!s)
         return;
     free(s->idx);
+    free(s->stamp);
     free(s);
 }
 
@@ -74,15 +80,13 @@ int32_t tsr__sampler_next(tsr__sampler *s, float *logits, const int32_t *seen, s
     int n = s->n_vocab;
     /* RepetitionPenaltyLogitsProcessor: each distinct seen token once */
     if (p->repetition_penalty != 1.0f && p->repetition_penalty > 0) {
+        /* each distinct token once: a per-step stamp instead of a search */
+        s->step++;
         for (size_t i = 0; i < n_seen; i++) {
             int32_t t = seen[i];
-            if (t < 0 || t >= n)
+            if (t < 0 || t >= n || s->stamp[t] == s->step)
                 continue;
-            bool first = true;
-            for (size_t j = 0; j < i && first; j++)
-                first = seen[j] != t;
-            if (!first)
-                continue;
+            s->stamp[t] = s->step;
             logits[t] = logits[t] < 0 ? logits[t] * p->repetition_penalty
                                       : logits[t] / p->repetition_penalty;
         }
