@@ -55,6 +55,10 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *node);
 /* MUL_MAT on TSR_DTYPE_INT8_ROW: LLM.int8 with outlier columns (kernels/int8-c.c). */
 int cpu_op_mul_mat_int8(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_attention(cpu_ctx *c, tsr_tensor *node);
+/* MUL_MAT on TSR_DTYPE_INT_GROUP / TSR_DTYPE_CODEBOOK4 with native kernels
+ * (kernels/matmul-lowbit.c): 0 done, 1 failed, -1 not handled (the caller
+ * takes the generic dequantize_row path). */
+int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *node);
 
 /* Convert a row of a plain float dtype to f32. */
 void cpu_row_to_f32(const tsr_host *h, uint32_t dtype, const void *src, float *dst, int64_t n);

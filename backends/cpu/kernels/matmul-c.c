@@ -190,6 +190,11 @@ static void mm_task(void *ctx, int ith, int nth)
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
 {
     const tsr_tensor *w = t->src[0], *x = t->src[1];
+    if (w->dtype == TSR_DTYPE_INT_GROUP || w->dtype == TSR_DTYPE_CODEBOOK4) {
+        int r = cpu_op_mul_mat_lowbit(c, t); /* kernels/matmul-lowbit.c */
+        if (r >= 0)
+            return r;                          /* -1: not handled there */
+    }
     int nth = cpu_pool_size(c->pool);
     mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, NULL, 1, 0};
     uint32_t dt = w->dtype;
