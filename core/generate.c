@@ -218,7 +218,15 @@ TSR_API tsr_status tsr_generate(tsr_model *m, const tsr_generate_options *opt,
             break;
         if (is_eos || stop_hit || step + 1 == max_new)
             break;
-        if ((st = tsr__model_forward(m, &t, 1, 0, logits)))
+        /* a model may ask for the whole sequence to be recomputed when it
+         * grows past a position (tsr_model_info.kv_recompute_at, Phi-3) */
+        if (m->info.kv_recompute_at > 0 && m->n_past == m->info.kv_recompute_at) {
+            tsr__model_reset(m);
+            st = tsr__model_forward(m, s.ids, (int)s.n_ids, 0, logits);
+        } else {
+            st = tsr__model_forward(m, &t, 1, 0, logits);
+        }
+        if (st)
             goto done;
         last = logits;
     }

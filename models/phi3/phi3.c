@@ -5,6 +5,7 @@
  * attention factor, and an optional sliding window.
  * Shapes use ne[] order: "[D, N]" is N rows of D values (PyTorch [N, D]). */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,14 @@ static void phi3_destroy(void *state) { free(state); }
 
 static tsr_status phi3_info(void *state, tsr_model_info *out)
 {
-    mb_dims_info(&((phi3 *)state)->d, out);
+    phi3 *m = state;
+    mb_dims_info(&m->d, out);
+    /* Phi3ForCausalLM.prepare_inputs_for_generation drops the cache when
+     * the sequence grows past original_max_position_embeddings, so that
+     * longrope's long factors apply to every position from then on */
+    if (out->struct_size >= offsetof(tsr_model_info, kv_recompute_at) + sizeof(int32_t) &&
+        m->rope.kind == ROPE_LONGROPE && m->rope.original_max_pos > 0)
+        out->kv_recompute_at = (int32_t)m->rope.original_max_pos;
     return TSR_OK;
 }
 

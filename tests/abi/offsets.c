@@ -170,6 +170,9 @@ OFF(tsr_model_info, n_vocab, 16);
 OFF(tsr_model_info, n_embd, 20);
 OFF(tsr_model_info, n_ctx_train, 24);
 END(tsr_model_info, n_ctx_train, 28);
+#if TSR_ABI_MINOR >= 1 /* the current headers, not the frozen 1.0 copy */
+OFF(tsr_model_info, kv_recompute_at, 28);
+#endif
 OFF(tsr_batch, struct_size, 0);
 OFF(tsr_batch, n_tokens, 4);
 OFF(tsr_batch, n_past, 8);

@@ -96,10 +96,10 @@ static void test_failures_and_find(void)
 
     /* Every way to fail, each a sentence; then the good ones still load. */
     expect_load(reg, "major2.yaml", TSR_ERR_ABI,
-                "plugin 'abi-major2' was built for plugin ABI 2.0 but this tessera provides 1.0",
+                "plugin 'abi-major2' was built for plugin ABI 2.0 but this tessera provides 1.1",
                 "tessera-abi-major2.so");
     expect_load(reg, "minor99.yaml", TSR_ERR_ABI,
-                "plugin 'abi-minor99' was built for plugin ABI 1.99, newer than this tessera's 1.0",
+                "plugin 'abi-minor99' was built for plugin ABI 1.99, newer than this tessera's 1.1",
                 "tessera-abi-minor99.so");
     expect_load(reg, "probefail.yaml", TSR_ERR_DEVICE,
                 "plugin 'abi-probefail' cannot run here: the abi-test device is switched off",
@@ -145,7 +145,7 @@ static void test_failures_and_find(void)
     CHECK(d == NULL);
     CHECK(tsr__registry_find(reg, TSR_PLUGIN_BACKEND, "abi-major", &d) != TSR_OK);
     CHECK_CONTAINS(tsr_last_error(), "abi-major");
-    CHECK_CONTAINS(tsr_last_error(), "ABI 2.0 but this tessera provides 1.0");
+    CHECK_CONTAINS(tsr_last_error(), "ABI 2.0 but this tessera provides 1.1");
     CHECK(tsr__registry_find(reg, TSR_PLUGIN_QUANTIZER, "no-such-method", &d) == TSR_ERR_NOT_FOUND);
     CHECK_CONTAINS(tsr_last_error(), "no quantizer plugin provides quant_method 'no-such-method'");
     tsr__registry_destroy(reg);

@@ -23,7 +23,13 @@ typedef struct tsr_model_info {
     int32_t n_vocab;          /* logits per position                      */
     int32_t n_embd;           /* hidden size                              */
     int32_t n_ctx_train;      /* max_position_embeddings                  */
-    /* since 1.0: append below. */
+    /* since 1.1 (write it only when struct_size covers it): when a step
+     * would take the sequence past this many tokens while the KV cache holds
+     * exactly this many, the host discards the cache and recomputes the whole
+     * sequence (Phi-3: longrope switches from short to long factors there,
+     * as transformers' prepare_inputs_for_generation does); 0 = never. */
+    int32_t kv_recompute_at;
+    /* append below. */
 } tsr_model_info;
 
 /* One forward step. */

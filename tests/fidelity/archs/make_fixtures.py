@@ -72,7 +72,8 @@ ARCHS = {
                                bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
     # longrope: prompts of 5 and 11 stay below original_max_position_embeddings
     # (32) through 16 new tokens (short factors); the 40-token one starts past
-    # it (long factors from the first step)
+    # it (long factors from the first step); the 25-token one crosses it while
+    # generating, where Phi3ForCausalLM drops the cache and recomputes
     "phi3-longrope": lambda: Phi3Config(
         vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=4, max_position_embeddings=128, original_max_position_embeddings=32,
@@ -86,6 +87,14 @@ ARCHS = {
                                         num_experts=4, num_experts_per_tok=2, norm_topk_prob=False,
                                         decoder_sparse_step=1, mlp_only_layers=[1],
                                         max_position_embeddings=128, tie_word_embeddings=False),
+    # every layer sparse: llama.cpp's qwen2moe (GGUF) has no dense mlp_only_layers,
+    # so fixtures/gguf-archs converts this one (tests/fidelity/gguf/make_gguf_archs.py)
+    "qwen2_moe-sparse": lambda: Qwen2MoeConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
+                                               moe_intermediate_size=16, shared_expert_intermediate_size=32,
+                                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                               num_experts=4, num_experts_per_tok=2, norm_topk_prob=False,
+                                               decoder_sparse_step=1, mlp_only_layers=[],
+                                               max_position_embeddings=128, tie_word_embeddings=False),
     "mixtral": lambda: MixtralConfig(vocab_size=256, hidden_size=32, intermediate_size=32, num_hidden_layers=2,
                                      num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
                                      num_experts_per_tok=2, max_position_embeddings=128,
@@ -96,7 +105,7 @@ ARCHS = {
                                  hidden_activation="gelu_pytorch_tanh"),
 }
 
-PROMPT_OVERRIDE = {"phi3-longrope": [5, 11, 40]}
+PROMPT_OVERRIDE = {"phi3-longrope": [5, 11, 40, 25]}
 
 
 def seed_all(s):
