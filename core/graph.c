@@ -30,15 +30,28 @@ static gnode *as_node(tsr_tensor *t)
     return t && (t->flags & GRAPH_OWNED) ? (gnode *)t : NULL;
 }
 
+/* Graph memory: tensors, names, constants and the token arrays come from a
+ * bump allocator over chunks that a destroyed graph hands back to its
+ * environment with every array's capacity, so that decode steps after the
+ * first allocate nothing (checked by unit.test_graph_alloc). */
+typedef struct gchunk {
+    struct gchunk *next;
+    size_t size, used;
+    _Alignas(64) unsigned char data[];
+} gchunk;
+
 struct tsr_graph {
     tsr__graph_env *env;
+    gchunk *chunks, *cur;   /* bump allocator (chunks kept across graphs)    */
+    gnode **spare_nodes;    /* place_copies' second node array              */
+    size_t cap_spare_nodes;
+    struct live *lv;        /* plan()'s live buffers                        */
+    size_t cap_lv;
+    tsr_tensor **run;       /* compute's runs                               */
+    size_t cap_run;
     int n_tokens, n_past;
-    gnode **all;            /* every tensor created (for freeing)           */
-    size_t n_all, cap_all;
     gnode **nodes;          /* compute nodes and views in creation order    */
     size_t n_nodes, cap_nodes;
-    void **blobs;           /* constant data and names                      */
-    size_t n_blobs, cap_blobs;
     gnode *ids, *pos, *output;
     int32_t *ids_data, *pos_data;
     struct shadow *shadows; /* with device backends: a tensor's copy in       */
@@ -48,6 +61,38 @@ struct tsr_graph {
 /* A tensor's stand-in in another memory: a weight's device copy (a leaf) or
  * a copy made by the core just before its first reader there. */
 typedef struct shadow { const tsr_tensor *src; int dom; gnode *n; } shadow;
+
+/* Zeroed memory aligned to 64 bytes that lives until the graph is destroyed. */
+static void *galloc(tsr_graph *g, size_t size)
+{
+    size = (size + 63) & ~(size_t)63;
+    for (;;) {
+        gchunk *c = g->cur;
+        if (c && c->size - c->used >= size) {
+            void *p = c->data + c->used;
+            c->used += size;
+            memset(p, 0, size);
+            return p;
+        }
+        if (c && c->next) { /* a chunk kept from an earlier graph */
+            g->cur = c->next;
+            g->cur->used = 0;
+            continue;
+        }
+        size_t sz = size > 256 * 1024 ? size : 256 * 1024;
+        gchunk *n = malloc(sizeof *n + sz);
+        if (!n)
+            return NULL;
+        n->next = NULL;
+        n->size = sz;
+        n->used = 0;
+        if (c)
+            c->next = n;
+        else
+            g->chunks = n;
+        g->cur = n;
+    }
+}
 
 static bool push(void ***arr, size_t *n, size_t *cap, void *p)
 {
@@ -65,11 +110,10 @@ static bool push(void ***arr, size_t *n, size_t *cap, void *p)
 
 static const char *keep_name(tsr_graph *g, const char *name)
 {
-    char *s = tsr__strdup(name ? name : "");
-    if (s && !push(&g->blobs, &g->n_blobs, &g->cap_blobs, s)) {
-        free(s);
-        return NULL;
-    }
+    size_t len = strlen(name ? name : "");
+    char *s = galloc(g, len + 1);
+    if (s)
+        memcpy(s, name ? name : "", len);
     return s;
 }
 
@@ -89,9 +133,8 @@ static gnode *new_tensor(tsr_graph *g, uint32_t dtype, int n_dims, const int64_t
                    name ? name : "?", n_dims);
         return NULL;
     }
-    gnode *n = calloc(1, sizeof *n);
-    if (!n || !push((void ***)&g->all, &g->n_all, &g->cap_all, n)) {
-        free(n);
+    gnode *n = galloc(g, sizeof *n);
+    if (!n) {
         tsr__error(TSR_ERR_NOMEM, "out of memory building the graph");
         return NULL;
     }
@@ -180,9 +223,8 @@ tsr_tensor *tsr__g_constant(tsr_graph *g, uint32_t dtype, int n_dims, const int6
     if (!n)
         return NULL;
     size_t bytes = (size_t)tsr_tensor_nelements(&n->t) * tsr__dtype_size(dtype);
-    void *copy = tsr__alloc(bytes);
-    if (!copy || !push(&g->blobs, &g->n_blobs, &g->cap_blobs, copy)) {
-        free(copy);
+    void *copy = galloc(g, bytes);
+    if (!copy) {
         tsr__error(TSR_ERR_NOMEM, "out of memory for constant '%s'", name ? name : "?");
         return NULL;
     }
@@ -227,15 +269,18 @@ size_t tsr__graph_n_nodes(const tsr_graph *g) { return g->n_nodes; }
 tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
                              const int32_t *ids, tsr_graph **out)
 {
-    tsr_graph *g = calloc(1, sizeof *g);
-    if (!g)
+    tsr_graph *g = env->spare; /* the last graph's memory, if it is free */
+    if (g) {
+        env->spare = NULL;
+    } else if (!(g = calloc(1, sizeof *g))) {
         return tsr__error(TSR_ERR_NOMEM, "out of memory creating a graph");
+    }
     g->env = env;
     g->n_tokens = n_tokens;
     g->n_past = n_past;
     int64_t ne[1] = {n_tokens};
-    g->ids_data = malloc((size_t)n_tokens * sizeof(int32_t));
-    g->pos_data = malloc((size_t)n_tokens * sizeof(int32_t));
+    g->ids_data = galloc(g, (size_t)n_tokens * sizeof(int32_t));
+    g->pos_data = galloc(g, (size_t)n_tokens * sizeof(int32_t));
     g->ids = new_tensor(g, TSR_DTYPE_I32, 1, ne, "input_ids");
     g->pos = new_tensor(g, TSR_DTYPE_I32, 1, ne, "position_ids");
     if (!g->ids_data || !g->pos_data || !g->ids || !g->pos) {
@@ -253,21 +298,45 @@ tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
     return TSR_OK;
 }
 
+static void graph_free(tsr_graph *g)
+{
+    while (g->chunks) {
+        gchunk *n = g->chunks->next;
+        free(g->chunks);
+        g->chunks = n;
+    }
+    free(g->nodes);
+    free(g->spare_nodes);
+    free(g->shadows);
+    free(g->lv);
+    free(g->run);
+    free(g);
+}
+
 void tsr__graph_destroy(tsr_graph *g)
 {
     if (!g)
         return;
-    for (size_t i = 0; i < g->n_all; i++)
-        free(g->all[i]);
-    for (size_t i = 0; i < g->n_blobs; i++)
-        free(g->blobs[i]);
-    free(g->all);
-    free(g->nodes);
-    free(g->blobs);
-    free(g->ids_data);
-    free(g->pos_data);
-    free(g->shadows);
-    free(g);
+    tsr__graph_env *env = g->env;
+    if (!env || env->spare) {
+        graph_free(g);
+        return;
+    }
+    /* keep the memory for the next graph: empty, with its capacities */
+    g->cur = g->chunks;
+    if (g->cur)
+        g->cur->used = 0;
+    g->n_nodes = g->n_shadows = 0;
+    g->ids = g->pos = g->output = NULL;
+    g->ids_data = g->pos_data = NULL;
+    env->spare = g;
+}
+
+void tsr__graph_env_release(tsr__graph_env *env)
+{
+    if (env->spare)
+        graph_free(env->spare);
+    env->spare = NULL;
 }
 
 /* --- memory planning ---------------------------------------------------------- */
@@ -324,15 +393,13 @@ static void last_uses(tsr_graph *g)
 /* Offsets for the buffers of the nodes living in memory `dom`. */
 static tsr_status plan(tsr_graph *g, int dom, size_t *peak_out)
 {
-    live *lv = NULL;
-    size_t n_live = 0, cap = 0, peak = 0;
+    size_t n_live = 0, peak = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         gnode *n = g->nodes[i];
         if (n->is_compute && n->owner == n && n->dom == dom &&
-            !place(&lv, &n_live, &cap, n, n->nbytes, &peak)) {
-            free(lv);
+            !place(&g->lv, &n_live, &g->cap_lv, n, n->nbytes, &peak))
             return tsr__error(TSR_ERR_NOMEM, "out of memory planning the graph");
-        }
+        live *lv = g->lv;
         /* release every buffer whose last reader is this node */
         for (size_t k = 0; k < n_live;) {
             if (lv[k].n->last_use <= (int)i && lv[k].n != n) {
@@ -343,7 +410,6 @@ static tsr_status plan(tsr_graph *g, int dom, size_t *peak_out)
             }
         }
     }
-    free(lv);
     *peak_out = peak;
     return TSR_OK;
 }
@@ -617,10 +683,12 @@ static gnode *shadow_for(tsr_graph *g, tsr_tensor *s, int dom)
  * elsewhere through shadows; the output comes back to the host. */
 static tsr_status place_copies(tsr_graph *g)
 {
-    gnode **old = g->nodes;
-    size_t n_old = g->n_nodes;
-    g->nodes = NULL;
-    g->n_nodes = g->cap_nodes = 0;
+    gnode **old = g->nodes; /* the nodes again, copies inserted, into the
+                               second array (both kept for the next graph) */
+    size_t n_old = g->n_nodes, cap_old = g->cap_nodes;
+    g->nodes = g->spare_nodes;
+    g->cap_nodes = g->cap_spare_nodes;
+    g->n_nodes = 0;
     tsr_status st = TSR_OK;
     for (size_t i = 0; i < n_old && !st; i++) {
         gnode *n = old[i];
@@ -645,7 +713,8 @@ static tsr_status place_copies(tsr_graph *g)
         if (!push((void ***)&g->nodes, &g->n_nodes, &g->cap_nodes, n))
             st = tsr__error(TSR_ERR_NOMEM, "out of memory placing the graph");
     }
-    free(old);
+    g->spare_nodes = old;
+    g->cap_spare_nodes = cap_old;
     if (!st && g->output && g->output->dom >= 0) { /* the logits come back to the host */
         gnode *h = shadow_for(g, &g->output->t, -1);
         if (!h)
@@ -755,9 +824,14 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
     }
     /* run maximal runs of one backend (one node at a time when dumping);
      * copies between memories are run by the core between them */
-    tsr_tensor **run = malloc(g->n_nodes * sizeof *run);
-    if (!run)
-        return tsr__error(TSR_ERR_NOMEM, "out of memory running the graph");
+    if (g->cap_run < g->n_nodes) {
+        tsr_tensor **nr = realloc(g->run, g->n_nodes * sizeof *nr);
+        if (!nr)
+            return tsr__error(TSR_ERR_NOMEM, "out of memory running the graph");
+        g->run = nr;
+        g->cap_run = g->n_nodes;
+    }
+    tsr_tensor **run = g->run;
     size_t i = 0;
     while (i < g->n_nodes) {
         if (!g->nodes[i]->is_compute) {
@@ -765,10 +839,8 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
             continue;
         }
         if (g->nodes[i]->is_xfer) {
-            if ((st = run_copy(env, g->nodes[i]))) {
-                free(run);
+            if ((st = run_copy(env, g->nodes[i])))
                 return st;
-            }
             i++;
             continue;
         }
@@ -787,7 +859,6 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
         if (st) {
             tsr__error_prefix(st, "backend '%s' failed in the run starting at node '%s'",
                               env->backends[b].name, run[0]->name);
-            free(run);
             return st;
         }
         if (env->dump_dir)
@@ -797,7 +868,6 @@ tsr_status tsr__graph_compute(tsr_graph *g, void **arena, size_t *arena_size)
         for (int k = 0; env->observer && k < n; k++)
             env->observer(env->observer_user, run[k]);
     }
-    free(run);
     return TSR_OK;
 }
 

@@ -94,11 +94,16 @@ typedef struct tsr__graph_env {
     int step;               /* step counter for dump file names               */
     int n_device_backends;  /* backends whose memory is not the host's; 0 keeps
                                the host-only path (no copies, one arena)     */
+    struct tsr_graph *spare; /* a destroyed graph's memory, reused by the next */
 } tsr__graph_env;
 
 tsr_status tsr__graph_create(tsr__graph_env *env, int n_tokens, int n_past,
                              const int32_t *ids, tsr_graph **out);
+/* Hands the graph's memory back to its environment for the next graph (or
+ * frees it if the environment already holds one). */
 void tsr__graph_destroy(tsr_graph *g);
+/* Frees the memory a destroyed graph left in `env` (at model free). */
+void tsr__graph_env_release(tsr__graph_env *env);
 /* Assign every node to a backend (device map, then per-op fallback) and,
  * with device backends, put each layer's KV cache on the device of the
  * attention that reads it.  tsr__graph_compute calls it; placement.c also

@@ -558,6 +558,7 @@ TSR_API void tsr_model_destroy(tsr_model *m)
     if (m->mvt && m->mstate)
         m->mvt->destroy(m->mstate);
     tsr__place_release(m); /* device memory, while its backends live */
+    tsr__graph_env_release(&m->env);
     for (int i = 0; i < m->env.n_backends; i++)
         if (m->env.backends[i].vt->destroy)
             m->env.backends[i].vt->destroy(m->env.backends[i].state);
