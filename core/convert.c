@@ -7,6 +7,7 @@
  * interleaved RoPE order (the inverse of core/gguf_model.c); 1-D tensors
  * stay F32; quantized types apply to 2-D weights whose rows fill whole
  * blocks (others fall back to F16, as convert_hf_to_gguf.py does for Q8_0).
+ * RoPE scaling: linear and yarn as keys, llama3 as the tensor rope_freqs.
  * Data is converted and written one row at a time.
  *
  * GGUF -> HF writes the folder transformers' GGUF loader produces
@@ -16,6 +17,7 @@
  * GPT-2 byte-level), tokenizer_config.json and generation_config.json. */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -78,6 +80,8 @@ typedef struct hf2g {
     int64_t n_head, n_kv_head;
     const outtype_info *ot;
     const tsr_convert_options *opt;
+    float rope_freqs[512]; /* llama3 RoPE: the tensor rope_freqs.weight, [n_rope_freqs] */
+    int n_rope_freqs;
 } hf2g;
 
 static int64_t cfg_int(json_t *o, const char *k, int64_t d)
@@ -169,9 +173,11 @@ static tsr_status write_hparams(hf2g *c, uint32_t file_type)
             int64_t orig = cfg_int(rs, "original_max_position_embeddings", 0);
             if (orig > 0 && (st = kv_arch_u32(c, "rope.scaling.original_context_length", orig)))
                 return st;
+        } else if (t && !strcmp(t, "llama3")) {
+            /* no keys: the tensor rope_freqs.weight (llama3_rope_freqs) */
         } else if (t && strcmp(t, "default")) {
             return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: rope_scaling type '%s' cannot "
-                              "be converted to GGUF yet (linear, yarn)", c->dir, t);
+                              "be converted to GGUF yet (linear, yarn, llama3)", c->dir, t);
         }
     }
     if ((st = tsr__gguf_writer_kv_u32(c->w, "general.file_type", file_type)) ||
@@ -484,6 +490,8 @@ static int choose_type(const hf2g *c, const tsr__ckpt_tensor *ct)
 static tsr_status write_tensor(hf2g *c, const plan *p)
 {
     const tsr__ckpt_tensor *ct = p->ct;
+    if (!ct)
+        return tsr__gguf_writer_data(c->w, c->rope_freqs, sizeof(float) * (size_t)c->n_rope_freqs, true);
     int64_t cols = ct->shape[ct->n_dims - 1], rows = 1;
     for (int d = 0; d < ct->n_dims - 1; d++)
         rows *= ct->shape[d];
@@ -527,6 +535,51 @@ static tsr_status write_tensor(hf2g *c, const plan *p)
     return st ? tsr__error_prefix(st, "tensor '%s'", ct->name) : TSR_OK;
 }
 
+/* llama3 RoPE as convert_hf_to_gguf.py writes it: per rotary pair i, the
+ * divisor of inv_freq[i] that transformers' llama3 rule applies (1 for short
+ * wavelengths, factor for long ones, a smooth blend between). */
+static tsr_status llama3_rope_freqs(hf2g *c)
+{
+    json_t *cfg = c->cfg, *rs = json_object_get(cfg, "rope_scaling");
+    if (!json_is_object(rs))
+        rs = json_object_get(cfg, "rope_parameters");
+    const char *t = json_is_object(rs) ? json_string_value(json_object_get(rs, "rope_type")) : NULL;
+    if (!t && json_is_object(rs))
+        t = json_string_value(json_object_get(rs, "type"));
+    if (!t || strcmp(t, "llama3"))
+        return TSR_OK;
+    int64_t hidden = cfg_int(cfg, "hidden_size", 0), heads = cfg_int(cfg, "num_attention_heads", 0);
+    int64_t dim = cfg_int(cfg, "head_dim", heads > 0 ? hidden / heads : 0);
+    double base = 10000.0, factor = 8.0, lo = 1.0, hi = 4.0;
+    if (!cfg_real(cfg, "rope_theta", &base))
+        cfg_real(rs, "rope_theta", &base);
+    cfg_real(rs, "factor", &factor);
+    cfg_real(rs, "low_freq_factor", &lo);
+    cfg_real(rs, "high_freq_factor", &hi);
+    double orig = (double)cfg_int(rs, "original_max_position_embeddings", 8192);
+    if (dim < 2 || dim / 2 > (int64_t)(sizeof c->rope_freqs / sizeof c->rope_freqs[0]) || hi == lo)
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: llama3 rope_scaling with head_dim %lld "
+                          "and low/high_freq_factor %g/%g cannot be converted", c->dir, (long long)dim, lo, hi);
+    double low_wl = orig / lo, high_wl = orig / hi;
+    for (int64_t i = 0; i < dim / 2; i++) {
+        /* float32 frequencies, as torch computes them in the converter */
+        float freq = 1.0f / powf((float)base, (float)(2 * i) / (float)dim);
+        double wl = 2.0 * 3.14159265358979323846 / (double)freq;
+        double f;
+        if (wl < high_wl)
+            f = 1.0;
+        else if (wl > low_wl)
+            f = factor;
+        else {
+            double smooth = (orig / wl - lo) / (hi - lo);
+            f = 1.0 / ((1.0 - smooth) / factor + smooth);
+        }
+        c->rope_freqs[i] = (float)f;
+    }
+    c->n_rope_freqs = (int)(dim / 2);
+    return TSR_OK;
+}
+
 static tsr_status hf_to_gguf(hf2g *c)
 {
     char *cp = tsr__path_join(c->dir, "config.json");
@@ -544,7 +597,7 @@ static tsr_status hf_to_gguf(hf2g *c)
                           "converted to GGUF yet (llama, mistral, qwen2)", c->dir, mt ? mt : "?");
     c->n_head = cfg_int(c->cfg, "num_attention_heads", 0);
     c->n_kv_head = cfg_int(c->cfg, "num_key_value_heads", c->n_head);
-    if ((st = tsr__checkpoint_open(c->dir, &c->ck)))
+    if ((st = llama3_rope_freqs(c)) || (st = tsr__checkpoint_open(c->dir, &c->ck)))
         return st;
     size_t n = tsr__checkpoint_count(c->ck);
     plan *pl = calloc(n + 1, sizeof *pl);
@@ -573,6 +626,12 @@ static tsr_status hf_to_gguf(hf2g *c)
         n_bf16 += pl[np].ggml == TSR_GGML_BF16;
         np++;
     }
+    if (!st && c->n_rope_freqs) { /* a tensor of its own, not from the checkpoint */
+        snprintf(pl[np].name, sizeof pl[np].name, "rope_freqs.weight");
+        pl[np].ct = NULL;
+        pl[np].ggml = TSR_GGML_F32;
+        np++;
+    }
     uint32_t ft = c->ot->ggml >= 0 ? c->ot->file_type : n_bf16 ? 32 : n_f16 ? 1 : 0;
     if (!st)
         st = tsr__gguf_writer_create(c->out, &c->w);
@@ -582,6 +641,11 @@ static tsr_status hf_to_gguf(hf2g *c)
         st = write_tokenizer(c);
     for (size_t i = 0; i < np && !st; i++) {
         const tsr__ckpt_tensor *ct = pl[i].ct;
+        if (!ct) {
+            st = tsr__gguf_writer_tensor(c->w, pl[i].name, TSR_GGML_F32, 1,
+                                         (int64_t[]){c->n_rope_freqs});
+            continue;
+        }
         int64_t ne[TSR_MAX_DIMS];
         for (int d = 0; d < ct->n_dims; d++)
             ne[d] = ct->shape[ct->n_dims - 1 - d];

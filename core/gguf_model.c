@@ -8,7 +8,21 @@
  * llama.cpp's converter permutes the rows of attn_q/attn_k of the "llama"
  * architecture for its interleaved RoPE; those rows are put back in
  * Hugging Face's rotate_half order here (a row copy, valid for every block
- * format since the permutation moves whole rows). */
+ * format since the permutation moves whole rows).
+ *
+ * Other conventions of llama.cpp's converter undone here (each checked
+ * against transformers by tests/unit/test_gguf_archs.c on files that
+ * convert_hf_to_gguf.py wrote, fixtures/gguf-archs/):
+ *   - gemma: the converter stores every RMSNorm weight as 1 + weight
+ *     (GemmaRMSNorm's convention folded in); 1 is subtracted again;
+ *   - llama3 RoPE: no rope_scaling keys, only the tensor rope_freqs, the
+ *     per-dimension divisors of the inverse frequencies; they become a
+ *     rope_scaling whose factors do not depend on the length (longrope with
+ *     equal short/long factors and attention factor 1), which is the same
+ *     inv_freq as transformers' llama3 rule;
+ *   - phi3 longrope: rope_factors_long/short become long/short_factor;
+ *   - qwen2moe: layers without a router (ffn_gate_inp) are dense
+ *     (mlp_only_layers). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +106,19 @@ static tsr_status build_config(gm *m)
         map_int(m, "expert_count", "num_experts");
         map_int(m, "expert_feed_forward_length", "moe_intermediate_size");
         map_int(m, "expert_shared_feed_forward_length", "shared_expert_intermediate_size");
+        /* dense layers are the ones without a router */
+        json_t *dense = json_array();
+        int64_t n_layer = 0;
+        meta_int(m, "block_count", &n_layer);
+        for (int64_t l = 0; l < n_layer; l++) {
+            char tn[64];
+            snprintf(tn, sizeof tn, "blk.%lld.ffn_gate_inp.weight", (long long)l);
+            if (!tsr__gguf_find_tensor(m->g, tn))
+                json_array_append_new(dense, json_integer(l));
+        }
+        json_object_set_new(m->cfg, "mlp_only_layers", dense);
+        json_object_set_new(m->cfg, "qkv_bias",
+                            json_boolean(tsr__gguf_find_tensor(m->g, "blk.0.attn_q.bias") != NULL));
     }
     m->n_head = json_integer_value(json_object_get(m->cfg, "num_attention_heads"));
     m->n_kv_head = json_object_get(m->cfg, "num_key_value_heads")
@@ -106,7 +133,7 @@ static tsr_status build_config(gm *m)
         if (rot > 0 && hd > 0 && rot != hd)
             json_object_set_new(m->cfg, "partial_rotary_factor", json_real((double)rot / (double)hd));
     }
-    /* rope scaling (linear / yarn); llama3's rope_freqs tensor is not mapped */
+    /* rope scaling (linear / yarn); llama3's rope_freqs: llama3_rope_freqs() */
     char key[160];
     snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch);
     const char *st;
@@ -234,10 +261,35 @@ static tsr_status unpermute(gm *m, const tsr__gguf_tensor *t, int64_t heads, voi
     return tsr__checkpoint_adopt(m->ck, dst, tsr__free);
 }
 
+/* gemma: GGUF holds 1 + w for every RMSNorm weight w; give back w. */
+static tsr_status gemma_norm(gm *m, const tsr__gguf_tensor *t, const char *hf)
+{
+    if (t->ggml_type != TSR_GGML_F32 || t->n_dims != 1)
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s: gemma norm tensor '%s' is not a 1-D F32 tensor "
+                          "(ggml type %u)", m->path, t->name, t->ggml_type);
+    float *w = tsr__alloc(sizeof(float) * (size_t)t->ne[0]);
+    if (!w)
+        return tsr__error(TSR_ERR_NOMEM, "out of memory reading '%s'", t->name);
+    const float *src = t->data;
+    for (int64_t i = 0; i < t->ne[0]; i++)
+        w[i] = src[i] - 1.0f;
+    tsr_status st = tsr__checkpoint_adopt(m->ck, w, tsr__free);
+    return st ? st : add(m, hf, t, w, -1);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
 static tsr_status map_tensor(gm *m, const tsr__gguf_tensor *t)
 {
     char hf[256];
     const char *n = t->name;
+    bool gemma = !strcmp(m->arch, "gemma");
+    if (gemma && !strcmp(n, "output_norm.weight"))
+        return gemma_norm(m, t, "model.norm.weight");
     if (!strcmp(n, "token_embd.weight"))
         return add(m, "model.embed_tokens.weight", t, t->data, -1);
     if (!strcmp(n, "output_norm.weight"))
@@ -276,7 +328,8 @@ static tsr_status map_tensor(gm *m, const tsr__gguf_tensor *t)
     if (!layer_hf_name(m, rest, hf, sizeof hf, layer))
         return tsr__error(TSR_ERR_FORMAT, "%s: tensor '%s' has no Hugging Face counterpart "
                           "for architecture '%s'", m->path, n, m->arch);
-    /* mixtral's expert FFN names differ from qwen2_moe's */
+    if (gemma && ends_with(rest, "_norm.weight"))
+        return gemma_norm(m, t, hf);
     if (!strcmp(m->arch, "llama") && !strcmp(rest, "attn_q.weight")) {
         void *d;
         tsr_status st = unpermute(m, t, m->n_head, &d);
@@ -305,10 +358,44 @@ static void phi3_rope_factors(gm *m)
     json_object_set_new(rs, "rope_type", json_string("longrope"));
     json_object_set_new(rs, "long_factor", l);
     json_object_set_new(rs, "short_factor", s);
+    double af;
+    if (meta_real(m, "rope.scaling.attn_factor", &af))
+        json_object_set_new(rs, "attention_factor", json_real(af));
     int64_t orig;
     if (meta_int(m, "rope.scaling.original_context_length", &orig))
         json_object_set_new(m->cfg, "original_max_position_embeddings", json_integer(orig));
     json_object_set_new(m->cfg, "rope_scaling", rs);
+}
+
+/* llama3 RoPE as llama.cpp's converter writes it: rope_freqs[i] divides
+ * inv_freq[i] (transformers' llama3 rule evaluated per dimension), the same
+ * at every length; as rope_scaling, a longrope whose short and long factors
+ * are these and whose attention factor is 1. */
+static tsr_status llama3_rope_freqs(gm *m)
+{
+    const tsr__gguf_tensor *t = tsr__gguf_find_tensor(m->g, "rope_freqs.weight");
+    if (!t)
+        return TSR_OK;
+    if (t->ggml_type != TSR_GGML_F32 || t->n_dims != 1)
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s: tensor 'rope_freqs.weight' is not a 1-D F32 tensor "
+                          "(ggml type %u)", m->path, t->ggml_type);
+    if (json_object_get(m->cfg, "rope_scaling"))
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s: tensor 'rope_freqs.weight' together with "
+                          "%s.rope.scaling.type is not supported", m->path, m->arch);
+    json_t *rs = json_object(), *l = json_array(), *s = json_array();
+    for (int64_t i = 0; i < t->ne[0]; i++) {
+        json_array_append_new(l, json_real(((const float *)t->data)[i]));
+        json_array_append_new(s, json_real(((const float *)t->data)[i]));
+    }
+    int64_t ctx = 2048;
+    meta_int(m, "context_length", &ctx);
+    json_object_set_new(rs, "rope_type", json_string("longrope"));
+    json_object_set_new(rs, "long_factor", l);
+    json_object_set_new(rs, "short_factor", s);
+    json_object_set_new(rs, "attention_factor", json_real(1.0));
+    json_object_set_new(rs, "original_max_position_embeddings", json_integer(ctx > 1 ? ctx : 2));
+    json_object_set_new(m->cfg, "rope_scaling", rs);
+    return TSR_OK;
 }
 
 static void gguf_free(void *p) { tsr__gguf_close(p); }
@@ -342,6 +429,8 @@ tsr_status tsr__gguf_model_open(const char *path, tsr_json **config, tsr_checkpo
         goto fail;
     if (!strcmp(m.arch, "phi3"))
         phi3_rope_factors(&m);
+    else if ((st = llama3_rope_freqs(&m)))
+        goto fail;
     for (size_t i = 0; i < tsr__gguf_tensor_count(m.g); i++)
         if ((st = map_tensor(&m, tsr__gguf_tensor_at(m.g, i))))
             goto fail;

@@ -132,6 +132,41 @@ out:
     tsr__gguf_close(b);
 }
 
+/* Our GGUF of a llama with rope_type llama3 has llama.cpp's tensors
+ * (fixtures/gguf-archs/tiny-llama-llama3-f32.gguf, written by its
+ * convert_hf_to_gguf.py): the same names, shapes and weights, and the
+ * rope_freqs tensor (no rope scaling keys) within float rounding. */
+static void test_llama3_matches_llamacpp(void)
+{
+    char g[512];
+    tpath(g, sizeof g, "tiny-llama-llama3.gguf");
+    CHECK_MSG(tsr_model_convert("fixtures/tiny-llama-llama3", g, NULL) == TSR_OK, "%s", tsr_last_error());
+    tsr__gguf *a = NULL, *b = NULL;
+    CHECK(tsr__gguf_open(g, &a) == TSR_OK);
+    CHECK(tsr__gguf_open("fixtures/gguf-archs/tiny-llama-llama3-f32.gguf", &b) == TSR_OK);
+    if (!a || !b)
+        goto out;
+    CHECK(tsr__gguf_tensor_count(a) == tsr__gguf_tensor_count(b));
+    for (size_t i = 0; i < tsr__gguf_tensor_count(b); i++) {
+        const tsr__gguf_tensor *u = tsr__gguf_tensor_at(b, i), *t = tsr__gguf_find_tensor(a, u->name);
+        bool same = t && u->ggml_type == t->ggml_type && u->nbytes == t->nbytes &&
+                    memcmp(u->ne, t->ne, sizeof t->ne) == 0;
+        if (same && !strcmp(u->name, "rope_freqs.weight")) {
+            for (int64_t k = 0; k < u->ne[0]; k++) {
+                float x = ((const float *)t->data)[k], y = ((const float *)u->data)[k];
+                same &= fabsf(x - y) <= 1e-6f * fabsf(y);
+            }
+        } else if (same) {
+            same = memcmp(u->data, t->data, t->nbytes) == 0;
+        }
+        CHECK_MSG(same, "tensor %s differs from llama.cpp's", u->name);
+    }
+    CHECK(!tsr__gguf_find(a, "llama.rope.scaling.type") && !tsr__gguf_find(b, "llama.rope.scaling.type"));
+out:
+    tsr__gguf_close(a);
+    tsr__gguf_close(b);
+}
+
 static size_t encode(const tsr_tokenizer *t, const char *text, int32_t *ids, size_t cap)
 {
     size_t n = 0;
@@ -300,6 +335,7 @@ int main(void)
     test_round_trip("fixtures/tiny-qwen2", "tiny-qwen2");
     test_round_trip("fixtures/tiny-mistral", "tiny-mistral");
     test_matches_llamacpp();
+    test_llama3_matches_llamacpp();
     test_tokenizer_from_gguf();
     test_quantized_outputs();
     test_model_save();
