@@ -97,16 +97,18 @@ const tsr__config_key tsr__config_keys[] = {
     {.name = "quantization.damp_percent", .type = R, .dflt = "0.1", .ranged = true, .min = 0,
      .max = 1, .doc = "GPTQ: dampening added to the Hessian's diagonal, as a fraction of its mean."},
     {.name = "quantization.true_sequential", .type = B, .dflt = "true",
-     .doc = "GPTQ: quantize the layers of a block one after the other."},
+     .doc = "GPTQ: quantize the linears of a decoder layer in groups one after the other "
+            "([q,k,v], [o], [gate,up], [down]), each calibrated with the earlier ones quantized; "
+            "false: one group per layer (layers are always sequential)."},
     {.name = "quantization.dataset", .type = S,
-     .doc = "GPTQ: calibration text, a UTF-8 text file whose tokens run through the float model "
+     .doc = "GPTQ and AWQ: calibration text, a UTF-8 text file whose tokens run through the float model "
             "to collect each layer's inputs (GPTQConfig's `dataset`, here a file path); unset: "
-            "no calibration (round-to-nearest)."},
+            "no calibration (round-to-nearest; AWQ without its scale search)."},
     {.name = "quantization.calibration_tokens", .type = I, .dflt = "4096", .ranged = true,
      .min = 0, .max = 1e9,
-     .doc = "GPTQ: calibration tokens taken from the start of `dataset` at most; 0: all."},
+     .doc = "GPTQ and AWQ: calibration tokens taken from the start of `dataset` at most; 0: all."},
     {.name = "quantization.model_seqlen", .type = I, .ranged = true, .min = 1, .max = 1e9,
-     .doc = "GPTQ: tokens per calibration sequence (each starts from an empty cache); unset: "
+     .doc = "GPTQ and AWQ: tokens per calibration sequence (each starts from an empty cache); unset: "
             "the model's max_position_embeddings, at most 2048."},
     {.name = "quantization.zero_point", .type = B, .dflt = "true",
      .doc = "AWQ: asymmetric quantization with a zero point."},

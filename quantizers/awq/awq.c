@@ -64,9 +64,12 @@ static tsr_status awq_create(const tsr_host *h, const tsr_json *qc, void **state
         v[i] = (char)(ver[i] >= 'A' && ver[i] <= 'Z' ? ver[i] + 32 : ver[i]);
     v[i] = 0;
     s->gemv = !strcmp(v, "gemv");
-    if (s->bits != 4)
-        st = h->set_error(TSR_ERR_UNSUPPORTED, "quantization_config: AWQ \"bits\" is %d; the "
-                          "AutoAWQ GEMM/GEMV layouts hold 4-bit codes only", s->bits);
+    /* 2..8 bits quantize on load (AutoAWQ's pseudo_quantize_tensor takes any
+     * w_bit); only 4-bit loads and saves (the GEMM/GEMV layouts) */
+    if (s->bits < 2 || s->bits > 8)
+        st = h->set_error(TSR_ERR_UNSUPPORTED, "quantization_config: AWQ \"bits\" is %d; "
+                          "2..8 quantize on load, the AutoAWQ GEMM/GEMV layouts hold 4-bit "
+                          "codes only", s->bits);
     else if (s->group_size == 0 || s->group_size < -1)
         st = h->set_error(TSR_ERR_CONFIG, "quantization_config: AWQ \"group_size\" is %d; it "
                           "must be positive or -1", s->group_size);
@@ -114,6 +117,9 @@ static tsr_status awq_load_weight(void *state, const tsr_checkpoint *ck, const c
     tsr_tensor qw, qz, sc;
     tsr_status st;
     int64_t zw = s->gemv ? zeros_width(K, gs) : 0;
+    if (s->bits != 4)
+        return h->set_error(TSR_ERR_UNSUPPORTED, "AWQ '%s': \"bits\" %d has no AutoAWQ "
+                            "checkpoint layout (4-bit only)", module, s->bits);
     if (s->gemv && zw < 0)
         return h->set_error(TSR_ERR_UNSUPPORTED, "AWQ gemv: group_size %lld has no AutoAWQ "
                             "layout (128 or more, 64 or 32)", (long long)gs);
@@ -176,7 +182,9 @@ static tsr_status awq_quantize_weight(void *state, const char *module, const flo
     int64_t K = ne[0], N = ne[1];
     int64_t gs = s->group_size > 0 ? s->group_size : K;
     int64_t G = (K + gs - 1) / gs;
-    tsr_ig_weight *w = tsr_ig_new(h, K, N, 4, G, gs, 0);
+    uint32_t bits = (uint32_t)s->bits;
+    float maxq = (float)((1u << bits) - 1);
+    tsr_ig_weight *w = tsr_ig_new(h, K, N, bits, G, gs, 0);
     if (!w)
         return h->set_error(TSR_ERR_NOMEM, "out of memory quantizing '%s'", module);
     for (int64_t n = 0; n < N; n++)
@@ -189,15 +197,16 @@ static tsr_status awq_quantize_weight(void *state, const char *module, const flo
                 mn = r[k] < mn ? r[k] : mn;
             }
             float range = mx - mn < 1e-5f ? 1e-5f : mx - mn;
-            float sc = h->f16_to_f32(h->f32_to_f16(range / 15.0f));
+            float sc = h->f16_to_f32(h->f32_to_f16(range / maxq));
             float zr = -rintf(mn / sc);
-            zr = zr < 0 ? 0 : (zr > 15 ? 15 : zr);
+            zr = zr < 0 ? 0 : (zr > maxq ? maxq : zr);
             w->scale[n * G + g] = sc;
             w->zero[n * G + g] = zr;
             for (int64_t k = k0; k < k1; k++) {
                 float q = rintf(r[k] / sc) + zr;
-                q = q < 0 ? 0 : (q > 15 ? 15 : q);
-                tsr_ig_put_bits(w->codes + n * (int64_t)w->f.row_bytes, k * 4, 4, (uint32_t)q);
+                q = q < 0 ? 0 : (q > maxq ? maxq : q);
+                tsr_ig_put_bits(w->codes + n * (int64_t)w->f.row_bytes, k * bits, bits,
+                                (uint32_t)q);
             }
         }
     tsr_ig_to_tensor(w, out);
@@ -316,7 +325,9 @@ static int awq_probe(const tsr_host *host, char *why, size_t why_len)
 
 static const tsr_quantizer_vtable awq_vtable = {
     .struct_size = sizeof(tsr_quantizer_vtable),
-    .capabilities = TSR_QUANT_SERIALIZABLE | TSR_QUANT_ON_LOAD,
+    /* calibration: with quantization.dataset the core runs AWQ's scale and
+     * clip search (core/calibrate_awq.c) before quantize_weight */
+    .capabilities = TSR_QUANT_REQUIRES_CALIBRATION | TSR_QUANT_SERIALIZABLE | TSR_QUANT_ON_LOAD,
     .create = awq_create,
     .destroy = awq_destroy,
     .skip_module = awq_skip_module,

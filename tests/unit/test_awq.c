@@ -126,7 +126,8 @@ static void test_configs(void)
     }
     if (st) vt->destroy(st);
     const char *bad[][2] = {
-        {"{\"quant_method\":\"awq\",\"bits\":3}", "\"bits\" is 3"},
+        {"{\"quant_method\":\"awq\",\"bits\":9}", "\"bits\" is 9"},
+        {"{\"quant_method\":\"awq\",\"bits\":1}", "\"bits\" is 1"},
         {"{\"quant_method\":\"awq\",\"version\":\"exllama\"}", "\"exllama\" is not"},
         {"{\"quant_method\":\"awq\",\"zero_point\":false}", "zero_point"},
         {"{\"quant_method\":\"awq\",\"group_size\":-5}", "\"group_size\" is -5"},
@@ -194,6 +195,54 @@ static void test_quantize_roundtrip(int gemv, int64_t K, int64_t N, int gs)
     free(W);
 }
 
+/* bits other than 4 quantize on load with the same zero-point quantizer
+ * (AutoAWQ's pseudo_quantize_tensor: scale = (max - min) / (2^b - 1)) but
+ * have no checkpoint layout: save_weight refuses them. */
+static void test_other_bits(int bits)
+{
+    int64_t K = 128, N = 16;
+    float *W = malloc((size_t)(N * K) * sizeof *W);
+    for (int64_t i = 0; i < N * K; i++) W[i] = 0.05f * qt_normal();
+    char cfg[120];
+    snprintf(cfg, sizeof cfg, "{\"quant_method\":\"awq\",\"bits\":%d,\"group_size\":32}", bits);
+    void *st = make_state(cfg);
+    CHECK(st != NULL);
+    if (!st) { free(W); return; }
+    tsr_tensor q = new_weight(K, N);
+    int64_t ne[2] = {K, N};
+    CHECK(vt->quantize_weight(st, "m", W, ne, &q) == TSR_OK);
+    const tsr_fmt_int_group *f = q.format_data;
+    CHECK(f && f->bits == (uint32_t)bits);
+    float *d = qt_dense(&q);
+    int bad = 0;
+    float maxq = (float)((1 << bits) - 1);
+    for (int64_t n = 0; d && n < N; n++)
+        for (int64_t g = 0; g < K / 32; g++) {
+            float mx = -1e30f, mn = 1e30f;
+            for (int64_t k = g * 32; k < (g + 1) * 32; k++) {
+                mx = W[n * K + k] > mx ? W[n * K + k] : mx;
+                mn = W[n * K + k] < mn ? W[n * K + k] : mn;
+            }
+            float sc = (mx - mn) / maxq; /* before fp16 rounding */
+            /* scale/2, or a whole (fp16-rounded) step where the code is clamped */
+            float s16 = f->scale[n * (K / 32) + g], z = f->zero[n * (K / 32) + g];
+            for (int64_t k = g * 32; k < (g + 1) * 32; k++) {
+                float code = d[n * K + k] / s16 + z;
+                int inner = code > 0.5f && code < maxq - 0.5f;
+                bad += fabsf(d[n * K + k] - W[n * K + k]) > (inner ? 0.5f : 1.0f) * sc * 1.01f;
+            }
+        }
+    CHECK_MSG(bad == 0, "AWQ %d-bit: %d elements beyond scale/2", bits, bad);
+    struct tsr_tensor_sink s = {0};
+    CHECK(vt->save_weight(st, "m", &q, &s) != TSR_OK);
+    CHECK_CONTAINS(tsr_last_error(), "4-bit");
+    qt_sink_clear(&s);
+    free(d);
+    vt->release_weight(st, &q);
+    vt->destroy(st);
+    free(W);
+}
+
 int main(void)
 {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/tessera-test-awq-%d.safetensors", (int)getpid());
@@ -212,6 +261,9 @@ int main(void)
     test_quantize_roundtrip(0, 256, 40, 128);
     test_quantize_roundtrip(1, 128, 64, 32);
     test_quantize_roundtrip(1, 256, 16, 64);
+    test_other_bits(3);
+    test_other_bits(2);
+    test_other_bits(8);
     double fx = qt_fixture_logits("fixtures/awq-tiny-llama");
     CHECK_MSG(fx >= 0 && fx <= 1e-4, "fixtures/awq-tiny-llama: logits differ from the reference by %g", fx);
     unlink(tmp_path);
