@@ -1,12 +1,250 @@
 /* backends/cpu/kernels/matmul-lowbit.c - native MUL_MAT for the quantizer
  * formats TSR_DTYPE_INT_GROUP (GPTQ, AWQ, HQQ) and TSR_DTYPE_CODEBOOK4
- * (bitsandbytes NF4/FP4).  Not written yet: every case goes back to the
- * generic dequantize_row path of kernels/matmul-c.c. */
+ * (bitsandbytes NF4/FP4): y = x W^T + b with W [K, N], x [K, M] f32.
+ * Threads split the output features N.
+ *  - decode (M < 4): each weight row meets the 1-3 activation rows in one
+ *    pass over its codes (lowbit.h's dot kernels: codes unpacked in
+ *    registers, a group's sum scaled once);
+ *  - prefill (M >= 4): blocks of LB_ROWS weight rows x LB_KC columns are
+ *    dequantized to f32 on the stack and multiplied with tiles of x by the
+ *    main table's gemm_f32 / gemm_f32_acc, so the dequantization is paid
+ *    once per weight per LB_MC activation rows.
+ * The common layouts (INT_GROUP axis 1 without g_idx, groups a multiple of
+ * 8, codes of 1/2/3/4/8 bits; CODEBOOK4 with K and the block a multiple of
+ * 8) run the kernel table of lowbit.h; the others (act-order g_idx, HQQ
+ * axis 0, groups over the flattened weight, 5-7 bits) are dequantized here
+ * element by element, as core/formats.c defines them, and take the same
+ * two paths. */
+#include <string.h>
+#include <tessera/plugin/formats.h>
 #include "../cpu.h"
+#include "lowbit.h"
+
+#ifndef LB_KC
+#define LB_KC 512   /* columns of a dequantized block (prefill) and slice (decode) */
+#endif
+#ifndef LB_ROWS
+#define LB_ROWS 16  /* weight rows of a dequantized block (prefill) */
+#endif
+#ifndef LB_MX
+#define LB_MX 48    /* activation rows per gemm call (prefill) */
+#endif
+#ifndef LB_MC
+#define LB_MC 256   /* activation rows per pass over the weights (prefill) */
+#endif
+
+typedef struct lb_job {
+    cpu_ctx *c;
+    tsr_tensor *t;
+    const cpu_lowbit_kernels *lk;
+    const tsr_fmt_int_group *ig; /* INT_GROUP, else CODEBOOK4 */
+    const tsr_fmt_codebook4 *cb;
+    int fast;                    /* the layout the lowbit.h kernels take */
+    int uniform;                 /* rows of x and y evenly spaced */
+    int64_t K, N, M;
+} lb_job;
+
+static float bias_at(const tsr_tensor *b, int64_t n)
+{
+    if (!b)
+        return 0.0f;
+    const char *p = (const char *)b->data + n * b->nb[0];
+    if (b->dtype == TSR_DTYPE_F32)
+        return *(const float *)p;
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return b->dtype == TSR_DTYPE_BF16 ? cpu_bf16_to_f32(h) : cpu_f16_to_f32(h);
+}
+
+static const float *x_row(const tsr_tensor *x, int64_t m)
+{
+    return cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
+}
+
+static float *y_row(const tsr_tensor *t, int64_t m)
+{
+    return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
+}
+
+static int uniform_rows(const tsr_tensor *x)
+{
+    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
+}
+
+/* code k of row q: `bits` bits from bit k*bits, little-endian */
+static uint32_t code_at(const uint8_t *q, uint32_t bits, int64_t k)
+{
+    int64_t bit = k * (int64_t)bits;
+    uint32_t off = (uint32_t)(bit & 7), v = q[bit >> 3] >> off;
+    if (off + bits > 8)
+        v |= (uint32_t)q[(bit >> 3) + 1] << (8 - off);
+    return v & ((1u << bits) - 1u);
+}
+
+/* dst[i] = W[n][k0 + i], i < kc: any layout of both formats */
+static void deq_slice(const lb_job *j, int64_t n, int64_t k0, int64_t kc, float *dst)
+{
+    const tsr_tensor *w = j->t->src[0];
+    const uint8_t *base = w->data;
+    int64_t K = j->K;
+    if (j->ig) {
+        const tsr_fmt_int_group *f = j->ig;
+        const uint8_t *q = base + (size_t)n * f->row_bytes;
+        if (j->fast) {
+            j->lk->deq_int_group(q, (int)f->bits, k0, kc, f->group_size,
+                                 f->scale + n * f->n_groups_per_row, f->zero + n * f->n_groups_per_row,
+                                 dst);
+            return;
+        }
+        int64_t C = f->group_size > 0 ? j->N * K / f->group_size : 1;
+        for (int64_t k = k0; k < k0 + kc; k++) {
+            int64_t g;
+            if (f->axis == 0)
+                g = (n * K + k) % C;
+            else if (f->n_groups_per_row == 0)
+                g = (n * K + k) / f->group_size;
+            else
+                g = n * f->n_groups_per_row + (f->g_idx ? f->g_idx[k] : k / f->group_size);
+            dst[k - k0] = ((float)code_at(q, f->bits, k) - f->zero[g]) * f->scale[g];
+        }
+        return;
+    }
+    const tsr_fmt_codebook4 *f = j->cb;
+    if (j->fast) {
+        j->lk->deq_codebook4(base + (size_t)(n * K / 2), k0, kc, n * K, f->block_size, f->code,
+                             f->absmax, dst);
+        return;
+    }
+    for (int64_t k = k0; k < k0 + kc; k++) {
+        int64_t i = n * K + k;
+        uint8_t b = base[i >> 1];
+        dst[k - k0] = f->code[(i & 1) ? (b & 15u) : (b >> 4)] * f->absmax[i / f->block_size];
+    }
+}
+
+/* out[m] = W[n] . x[m0 + m], m < nx (rows of x ldx floats apart) */
+static void row_dot(const lb_job *j, int64_t n, const float *x, size_t ldx, int nx, float *out)
+{
+    const tsr_tensor *w = j->t->src[0];
+    const uint8_t *base = w->data;
+    int64_t K = j->K;
+    if (j->fast && j->ig) {
+        const tsr_fmt_int_group *f = j->ig;
+        j->lk->dot_int_group(base + (size_t)n * f->row_bytes, (int)f->bits, K, f->group_size,
+                             f->scale + n * f->n_groups_per_row, f->zero + n * f->n_groups_per_row,
+                             x, ldx, nx, out);
+        return;
+    }
+    if (j->fast) {
+        const tsr_fmt_codebook4 *f = j->cb;
+        j->lk->dot_codebook4(base + (size_t)(n * K / 2), K, n * K, f->block_size, f->code, f->absmax,
+                             x, ldx, nx, out);
+        return;
+    }
+    _Alignas(64) float buf[LB_KC];
+    for (int m = 0; m < nx; m++)
+        out[m] = 0.0f;
+    for (int64_t k0 = 0; k0 < K; k0 += LB_KC) {
+        int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
+        deq_slice(j, n, k0, kc, buf);
+        for (int m = 0; m < nx; m++)
+            out[m] += j->c->k.dot_f32(buf, x + (size_t)m * ldx + (size_t)k0, kc);
+    }
+}
+
+static void decode_task(void *ctx, int ith, int nth)
+{
+    lb_job *j = ctx;
+    tsr_tensor *t = j->t;
+    const tsr_tensor *x = t->src[1], *bias = t->src[2];
+    int64_t n0, n1;
+    cpu_split(j->N, ith, nth, &n0, &n1);
+    size_t ldx = x->nb[1] / sizeof(float);
+    for (int64_t n = n0; n < n1; n++) {
+        float out[CPU_LOWBIT_MAX_NX], bv = bias_at(bias, n);
+        if (j->uniform) {
+            row_dot(j, n, x_row(x, 0), ldx, (int)j->M, out);
+            for (int64_t m = 0; m < j->M; m++)
+                y_row(t, m)[n] = out[m] + bv;
+        } else {
+            for (int64_t m = 0; m < j->M; m++) {
+                row_dot(j, n, x_row(x, m), ldx, 1, out);
+                y_row(t, m)[n] = out[0] + bv;
+            }
+        }
+    }
+}
+
+static void prefill_task(void *ctx, int ith, int nth)
+{
+    lb_job *j = ctx;
+    tsr_tensor *t = j->t;
+    const tsr_tensor *x = t->src[1], *bias = t->src[2];
+    const cpu_kernels *k = &j->c->k;
+    int64_t n0, n1, K = j->K, M = j->M;
+    cpu_split(j->N, ith, nth, &n0, &n1);
+    size_t ldx = x->nb[1] / sizeof(float), ldy = t->nb[1] / sizeof(float);
+    _Alignas(64) float buf[LB_ROWS * LB_KC];
+    /* activation rows in chunks that stay in cache across the weight
+     * blocks (a long prompt would stream x from memory once per block
+     * otherwise); the weights are dequantized again for every chunk */
+    for (int64_t mc = 0; mc < M; mc += LB_MC) {
+        int64_t me = mc + LB_MC < M ? mc + LB_MC : M;
+        for (int64_t nb = n0; nb < n1; nb += LB_ROWS) {
+            int nw = (int)(nb + LB_ROWS < n1 ? LB_ROWS : n1 - nb);
+            for (int64_t k0 = 0; k0 < K; k0 += LB_KC) {
+                int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
+                for (int i = 0; i < nw; i++)
+                    deq_slice(j, nb + i, k0, kc, buf + (size_t)i * LB_KC);
+                void (*gemm)(const float *, size_t, int, const float *, size_t, int, int64_t,
+                             float *, size_t) = k0 ? k->gemm_f32_acc : k->gemm_f32;
+                if (j->uniform) {
+                    for (int64_t m0 = mc; m0 < me; m0 += LB_MX) {
+                        int nx = (int)(m0 + LB_MX < me ? LB_MX : me - m0);
+                        gemm(buf, LB_KC, nw, x_row(x, m0) + k0, ldx, nx, kc, y_row(t, m0) + nb, ldy);
+                    }
+                } else {
+                    for (int64_t m = mc; m < me; m++)
+                        gemm(buf, LB_KC, nw, x_row(x, m) + k0, ldx, 1, kc, y_row(t, m) + nb, ldy);
+                }
+            }
+            if (bias)
+                for (int64_t m = mc; m < me; m++)
+                    for (int i = 0; i < nw; i++)
+                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
+        }
+    }
+}
 
 int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
 {
-    (void)c;
-    (void)t;
-    return -1;
+    const tsr_tensor *w = t->src[0], *x = t->src[1];
+    if (!w->format_data || x->dtype != TSR_DTYPE_F32 || t->dtype != TSR_DTYPE_F32)
+        return -1;
+    lb_job j = {c, t, cpu_lowbit_select(c->k.isa), NULL, NULL, 0, 0, w->ne[0], w->ne[1],
+                x->ne[1] * x->ne[2]};
+    if (j.K <= 0 || j.N <= 0 || j.M <= 0)
+        return j.M == 0 || j.N == 0 ? 0 : -1;
+    if (w->dtype == TSR_DTYPE_INT_GROUP) {
+        const tsr_fmt_int_group *f = w->format_data;
+        if (f->bits < 1 || f->bits > 8 || !f->scale || !f->zero)
+            return -1;
+        int grouped = f->axis == 1 && f->n_groups_per_row > 0;
+        if (!(grouped && f->g_idx) && f->group_size <= 0)
+            return -1;
+        j.ig = f;
+        j.fast = grouped && !f->g_idx && f->group_size % 8 == 0 &&
+                 (f->bits <= 4 || f->bits == 8);
+    } else if (w->dtype == TSR_DTYPE_CODEBOOK4) {
+        const tsr_fmt_codebook4 *f = w->format_data;
+        if (f->block_size <= 0 || !f->absmax)
+            return -1;
+        j.cb = f;
+        j.fast = j.K % 8 == 0 && f->block_size % 8 == 0;
+    } else {
+        return -1;
+    }
+    j.uniform = uniform_rows(x) && uniform_rows(t);
+    cpu_pool_run(c->pool, j.M < 4 ? decode_task : prefill_task, &j);
+    return 0;
 }
