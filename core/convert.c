@@ -1,14 +1,21 @@
 /* core/convert.c - Hugging Face folder <-> GGUF.
  *
- * HF -> GGUF writes what llama.cpp's convert_hf_to_gguf.py writes for the
- * llama family (llama, mistral -> "llama"; qwen2): general.*, the {arch}.*
- * hyperparameters, tokenizer.ggml.* from tokenizer.json, and the tensors
- * under llama.cpp's names.  q/k rows of "llama" are permuted into llama.cpp's
- * interleaved RoPE order (the inverse of core/gguf_model.c); 1-D tensors
- * stay F32; quantized types apply to 2-D weights whose rows fill whole
- * blocks (others fall back to F16, as convert_hf_to_gguf.py does for Q8_0).
- * RoPE scaling: linear and yarn as keys, llama3 as the tensor rope_freqs.
- * Data is converted and written one row at a time.
+ * HF -> GGUF writes what llama.cpp's convert_hf_to_gguf.py writes for
+ * llama, mistral and mixtral ("llama"), qwen2, qwen2_moe ("qwen2moe"), phi3
+ * and gemma: general.*, the {arch}.* hyperparameters, tokenizer.ggml.* from
+ * tokenizer.json (none, with a warning, when the folder has none), and the
+ * tensors under llama.cpp's names.  q/k rows of "llama" are permuted into
+ * llama.cpp's interleaved RoPE order (the inverse of core/gguf_model.c);
+ * mixtral's and qwen2_moe's per-expert weights are stacked into
+ * ffn_*_exps [experts, rows, cols]; gemma's RMSNorm weights are written as
+ * 1 + w and its lm_head dropped (tied); phi3 keeps its fused qkv / gate_up.
+ * qwen2_moe models with dense layers are refused (llama.cpp's qwen2moe has
+ * none).  1-D tensors stay F32; quantized types apply to 2-D and stacked
+ * weights whose rows fill whole blocks (others fall back to F16, as
+ * convert_hf_to_gguf.py does for Q8_0).  RoPE scaling: linear and yarn as
+ * keys, llama3 as the tensor rope_freqs, phi3 longrope as the tensors
+ * rope_factors_long/short and rope.scaling.attn_factor.  Data is converted
+ * and written one row at a time.
  *
  * GGUF -> HF writes the folder transformers' GGUF loader produces
  * (from_pretrained(..., gguf_file=) then save_pretrained): dequantized
@@ -71,17 +78,28 @@ static const outtype_info *find_outtype(const char *s)
  * HF -> GGUF
  * =================================================================================== */
 
+/* A tensor that is not in the checkpoint: llama3's rope_freqs, phi3's
+ * longrope factors (F32, 1-D). */
+typedef struct extra_tensor {
+    const char *name;
+    float v[512];
+    int n;
+} extra_tensor;
+
 typedef struct hf2g {
     const char *dir, *out;
     json_t *cfg, *tokj, *tokcfg;
     tsr_checkpoint *ck;
     tsr__gguf_writer *w;
-    char arch[16];
+    char arch[16];            /* llama, qwen2, qwen2moe, phi3, gemma */
     int64_t n_head, n_kv_head;
+    int64_t n_expert;         /* mixtral / qwen2_moe: experts per layer; 0: dense */
     const outtype_info *ot;
     const tsr_convert_options *opt;
-    float rope_freqs[512]; /* llama3 RoPE: the tensor rope_freqs.weight, [n_rope_freqs] */
-    int n_rope_freqs;
+    extra_tensor extra[2];
+    int n_extra;
+    double attn_factor;       /* phi3 longrope: rope.scaling.attn_factor */
+    bool has_attn_factor;
 } hf2g;
 
 static int64_t cfg_int(json_t *o, const char *k, int64_t d)
@@ -113,16 +131,50 @@ static tsr_status kv_arch_f32(hf2g *c, const char *suffix, double v)
     return tsr__gguf_writer_kv_f32(c->w, key, (float)v);
 }
 
+/* RoPE settings: transformers 5 keeps them in rope_parameters, older
+ * configs in rope_scaling or at the top level of config.json. */
+static json_t *rope_obj(json_t *cfg)
+{
+    json_t *rp = json_object_get(cfg, "rope_parameters");
+    if (json_is_object(rp))
+        return rp;
+    rp = json_object_get(cfg, "rope_scaling");
+    return json_is_object(rp) ? rp : NULL;
+}
+
+static bool rope_real(json_t *cfg, const char *k, double *out)
+{
+    json_t *rs = json_object_get(cfg, "rope_scaling");
+    return (rope_obj(cfg) && cfg_real(rope_obj(cfg), k, out)) ||
+           (json_is_object(rs) && cfg_real(rs, k, out)) || cfg_real(cfg, k, out);
+}
+
+static const char *rope_type(json_t *cfg)
+{
+    json_t *rs = rope_obj(cfg);
+    const char *t = rs ? json_string_value(json_object_get(rs, "rope_type")) : NULL;
+    if (!t && rs)
+        t = json_string_value(json_object_get(rs, "type"));
+    return t;
+}
+
+static int64_t head_dim_of(json_t *cfg, int64_t hidden, int64_t n_head)
+{
+    return cfg_int(cfg, "head_dim", n_head > 0 ? hidden / n_head : 0);
+}
+
+/* The {arch}.* keys convert_hf_to_gguf.py writes: TextModel's for llama,
+ * qwen2 and qwen2moe (+ LlamaModel's vocab_size and rope.dimension_count,
+ * Qwen2MoeModel's expert sizes), Phi3MiniModel's and GemmaModel's own. */
 static tsr_status write_hparams(hf2g *c, uint32_t file_type)
 {
     json_t *cfg = c->cfg;
     int64_t hidden = cfg_int(cfg, "hidden_size", 0);
-    c->n_head = cfg_int(cfg, "num_attention_heads", 0);
-    c->n_kv_head = cfg_int(cfg, "num_key_value_heads", c->n_head);
     if (hidden <= 0 || c->n_head <= 0)
         return tsr__error(TSR_ERR_FORMAT, "%s/config.json: hidden_size and num_attention_heads "
                           "must be positive integers", c->dir);
-    int64_t head_dim = cfg_int(cfg, "head_dim", hidden / c->n_head);
+    int64_t head_dim = head_dim_of(cfg, hidden, c->n_head);
+    bool phi3 = !strcmp(c->arch, "phi3"), gemma = !strcmp(c->arch, "gemma");
     const char *slash = strrchr(c->dir, '/');
     const char *name = slash && slash[1] ? slash + 1 : c->dir;
     tsr_status st;
@@ -135,49 +187,73 @@ static tsr_status write_hparams(hf2g *c, uint32_t file_type)
         (st = kv_arch_u32(c, "attention.head_count", c->n_head)) ||
         (st = kv_arch_u32(c, "attention.head_count_kv", c->n_kv_head)))
         return st;
-    double theta;
-    json_t *rp = json_object_get(cfg, "rope_parameters");
-    if (cfg_real(cfg, "rope_theta", &theta) || (rp && cfg_real(rp, "rope_theta", &theta)))
-        if ((st = kv_arch_f32(c, "rope.freq_base", theta)))
-            return st;
-    double eps;
+    double theta, eps;
+    bool has_theta = rope_real(cfg, "rope_theta", &theta);
     if (cfg_real(cfg, "rms_norm_eps", &eps) &&
         (st = kv_arch_f32(c, "attention.layer_norm_rms_epsilon", eps)))
         return st;
-    if (head_dim != hidden / c->n_head &&
-        ((st = kv_arch_u32(c, "attention.key_length", head_dim)) ||
-         (st = kv_arch_u32(c, "attention.value_length", head_dim))))
-        return st;
-    if ((st = kv_arch_u32(c, "rope.dimension_count", head_dim)))
-        return st;
-    if (!strcmp(c->arch, "llama") && (st = kv_arch_u32(c, "vocab_size", cfg_int(cfg, "vocab_size", 0))))
-        return st;
-    /* rope scaling: linear and yarn as convert_hf_to_gguf.py writes them */
-    json_t *rs = json_object_get(cfg, "rope_scaling");
-    if (!json_is_object(rs) && json_is_object(rp) &&
-        json_is_string(json_object_get(rp, "rope_type")) &&
-        strcmp(json_string_value(json_object_get(rp, "rope_type")), "default"))
-        rs = rp;
-    if (json_is_object(rs)) {
-        const char *t = json_string_value(json_object_get(rs, "rope_type"));
-        if (!t)
-            t = json_string_value(json_object_get(rs, "type"));
-        double f = 1.0;
-        cfg_real(rs, "factor", &f);
+    if (phi3) {
+        /* partial rotary: int(partial_rotary_factor * hidden) // heads */
+        double pct = 1.0;
+        rope_real(cfg, "partial_rotary_factor", &pct);
+        int64_t orig = 0;
+        double o;
+        if (rope_real(cfg, "original_max_position_embeddings", &o))
+            orig = (int64_t)o;
+        if ((orig > 0 && (st = kv_arch_u32(c, "rope.scaling.original_context_length", orig))) ||
+            (st = kv_arch_u32(c, "rope.dimension_count", (int64_t)(pct * (double)hidden) / c->n_head)) ||
+            (has_theta && (st = kv_arch_f32(c, "rope.freq_base", theta))) ||
+            (st = kv_arch_u32(c, "attention.sliding_window", cfg_int(cfg, "sliding_window", 0))) ||
+            (c->has_attn_factor && (st = kv_arch_f32(c, "rope.scaling.attn_factor", c->attn_factor))))
+            return st;
+    } else if (gemma) {
+        /* no rope keys: llama.cpp's gemma assumes base 10000 and full rotary */
+        if ((st = kv_arch_u32(c, "attention.key_length", head_dim)) ||
+            (st = kv_arch_u32(c, "attention.value_length", head_dim)))
+            return st;
+        if (has_theta && theta != 10000.0 && (st = kv_arch_f32(c, "rope.freq_base", theta)))
+            return st;
+    } else {
+        if (has_theta && (st = kv_arch_f32(c, "rope.freq_base", theta)))
+            return st;
+        if (c->n_expert > 0 &&
+            ((st = kv_arch_u32(c, "expert_count", c->n_expert)) ||
+             (st = kv_arch_u32(c, "expert_used_count", cfg_int(cfg, "num_experts_per_tok", 2)))))
+            return st;
+        if ((json_is_integer(json_object_get(cfg, "head_dim")) || head_dim != hidden / c->n_head) &&
+            ((st = kv_arch_u32(c, "attention.key_length", head_dim)) ||
+             (st = kv_arch_u32(c, "attention.value_length", head_dim))))
+            return st;
+        if (!strcmp(c->arch, "llama") &&
+            ((st = kv_arch_u32(c, "vocab_size", cfg_int(cfg, "vocab_size", 0))) ||
+             (st = kv_arch_u32(c, "rope.dimension_count", head_dim))))
+            return st;
+        if (!strcmp(c->arch, "qwen2moe") &&
+            ((json_object_get(cfg, "moe_intermediate_size") &&
+              (st = kv_arch_u32(c, "expert_feed_forward_length",
+                                cfg_int(cfg, "moe_intermediate_size", 0)))) ||
+             (json_object_get(cfg, "shared_expert_intermediate_size") &&
+              (st = kv_arch_u32(c, "expert_shared_feed_forward_length",
+                                cfg_int(cfg, "shared_expert_intermediate_size", 0))))))
+            return st;
+        /* rope scaling: linear and yarn as keys (llama3: the tensor rope_freqs) */
+        const char *t = rope_type(cfg);
+        json_t *rs = rope_obj(cfg);
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.type", c->arch);
         if (t && (!strcmp(t, "linear") || !strcmp(t, "yarn"))) {
+            double f = 1.0;
+            cfg_real(rs, "factor", &f);
             if ((st = tsr__gguf_writer_kv_str(c->w, key, t)) ||
                 (st = kv_arch_f32(c, "rope.scaling.factor", f)))
                 return st;
             int64_t orig = cfg_int(rs, "original_max_position_embeddings", 0);
             if (orig > 0 && (st = kv_arch_u32(c, "rope.scaling.original_context_length", orig)))
                 return st;
-        } else if (t && !strcmp(t, "llama3")) {
-            /* no keys: the tensor rope_freqs.weight (llama3_rope_freqs) */
-        } else if (t && strcmp(t, "default")) {
+        } else if (t && strcmp(t, "llama3") && strcmp(t, "default")) {
             return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: rope_scaling type '%s' cannot "
-                              "be converted to GGUF yet (linear, yarn, llama3)", c->dir, t);
+                              "be converted to GGUF for architecture '%s' (linear, yarn, llama3)",
+                              c->dir, t, c->arch);
         }
     }
     if ((st = tsr__gguf_writer_kv_u32(c->w, "general.file_type", file_type)) ||
@@ -432,42 +508,92 @@ static const struct { const char *hf, *gguf; } layer_names[] = {
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
+    /* phi3: fused q/k/v rows, fused gate/up rows */
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight"},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},
+    /* routers: mixtral, qwen2_moe */
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},
+    /* qwen2_moe's shared expert and its sigmoid gate */
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+    {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
 };
+
+/* What becomes of one checkpoint tensor. */
+typedef struct name_info {
+    int which;      /* 1: q rows, 2: k rows (permuted for llama) */
+    int64_t expert; /* >= 0: this expert's slice of a stacked ffn_*_exps tensor */
+    bool add_one;   /* gemma's RMSNorm weights: 1 + w */
+} name_info;
+
+/* One expert's weight: mixtral's block_sparse_moe.experts.X.w{1,2,3} or
+ * qwen2_moe's mlp.experts.X.{gate,up,down}_proj; the stacked GGUF name. */
+static bool expert_name(const char *rest, int layer, char *buf, size_t cap, int64_t *x)
+{
+    static const struct { const char *suffix, *gguf; } ex[] = {
+        {"w1.weight", "ffn_gate_exps"}, {"w2.weight", "ffn_down_exps"}, {"w3.weight", "ffn_up_exps"},
+        {"gate_proj.weight", "ffn_gate_exps"}, {"down_proj.weight", "ffn_down_exps"},
+        {"up_proj.weight", "ffn_up_exps"},
+    };
+    int e, off = 0;
+    bool mixtral = sscanf(rest, "block_sparse_moe.experts.%d.%n", &e, &off) == 1 && off;
+    if (!mixtral && !(sscanf(rest, "mlp.experts.%d.%n", &e, &off) == 1 && off))
+        return false;
+    for (size_t i = mixtral ? 0 : 3; i < (mixtral ? 3u : 6u); i++)
+        if (!strcmp(rest + off, ex[i].suffix)) {
+            snprintf(buf, cap, "blk.%d.%s.weight", layer, ex[i].gguf);
+            *x = e;
+            return true;
+        }
+    return false;
+}
 
 /* The GGUF name of a checkpoint tensor; NULL for tensors llama.cpp drops;
  * "" for unknown ones. */
-static const char *gguf_name(const char *hf, char *buf, size_t cap, int *permute_heads_which)
+static const char *gguf_name(const hf2g *c, const char *hf, char *buf, size_t cap, name_info *ni)
 {
-    *permute_heads_which = 0;
+    bool gemma = !strcmp(c->arch, "gemma");
+    *ni = (name_info){0, -1, false};
     if (!strcmp(hf, "model.embed_tokens.weight"))
         return "token_embd.weight";
-    if (!strcmp(hf, "model.norm.weight"))
+    if (!strcmp(hf, "model.norm.weight")) {
+        ni->add_one = gemma;
         return "output_norm.weight";
+    }
     if (!strcmp(hf, "lm_head.weight"))
-        return "output.weight";
+        return gemma ? NULL : "output.weight"; /* gemma: always tied */
     size_t n = strlen(hf);
     if (n > 19 && !strcmp(hf + n - 19, "rotary_emb.inv_freq"))
         return NULL;
     int layer, off = 0;
     if (sscanf(hf, "model.layers.%d.%n", &layer, &off) != 1 || !off)
         return "";
+    if (c->n_expert > 0 && expert_name(hf + off, layer, buf, cap, &ni->expert))
+        return buf;
     for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++)
         if (!strcmp(hf + off, layer_names[i].hf)) {
             snprintf(buf, cap, "blk.%d.%s", layer, layer_names[i].gguf);
             if (!strcmp(layer_names[i].hf, "self_attn.q_proj.weight"))
-                *permute_heads_which = 1;
+                ni->which = 1;
             if (!strcmp(layer_names[i].hf, "self_attn.k_proj.weight"))
-                *permute_heads_which = 2;
+                ni->which = 2;
+            ni->add_one = gemma && strstr(layer_names[i].hf, "layernorm.weight");
             return buf;
         }
     return "";
 }
 
 typedef struct plan {
-    tsr__ckpt_tensor *ct;
+    tsr__ckpt_tensor *ct;    /* the source (stacked experts: expert 0); NULL: extra */
+    tsr__ckpt_tensor **parts; /* stacked experts: n_parts sources, expert order */
+    int64_t n_parts;
+    const extra_tensor *extra;
     char name[160];
     int ggml;
     int64_t heads;           /* >0: permute rows for interleaved RoPE */
+    bool add_one;            /* write 1 + w (gemma norms) */
 } plan;
 
 static int choose_type(const hf2g *c, const tsr__ckpt_tensor *ct)
@@ -486,12 +612,10 @@ static int choose_type(const hf2g *c, const tsr__ckpt_tensor *ct)
     return TSR_GGML_F16;
 }
 
-/* Convert and write one tensor, a row at a time. */
-static tsr_status write_tensor(hf2g *c, const plan *p)
+/* Convert and write the rows of one source tensor; `last`: the GGUF
+ * tensor's last piece. */
+static tsr_status write_rows(hf2g *c, const plan *p, const tsr__ckpt_tensor *ct, bool last)
 {
-    const tsr__ckpt_tensor *ct = p->ct;
-    if (!ct)
-        return tsr__gguf_writer_data(c->w, c->rope_freqs, sizeof(float) * (size_t)c->n_rope_freqs, true);
     int64_t cols = ct->shape[ct->n_dims - 1], rows = 1;
     for (int d = 0; d < ct->n_dims - 1; d++)
         rows *= ct->shape[d];
@@ -517,22 +641,38 @@ static tsr_status write_tensor(hf2g *c, const plan *p)
             s = h * 2 * half + (rem % 2) * half + rem / 2;
         }
         const char *in = (const char *)ct->data + (size_t)s * in_rb;
-        if (src_plain == (int)ct->dtype) {
-            st = tsr__gguf_writer_data(c->w, in, in_rb, r + 1 == rows);
+        bool fin = last && r + 1 == rows;
+        if (src_plain == (int)ct->dtype && !p->add_one) {
+            st = tsr__gguf_writer_data(c->w, in, in_rb, fin);
             continue;
         }
         if ((st = tsr__to_f32(ct->dtype, in, f, cols, NULL)))
             break;
+        if (p->add_one) /* float32 arithmetic, as torch does it in the converter */
+            for (int64_t k = 0; k < cols; k++)
+                f[k] = f[k] + 1.0f;
         if (src_plain >= 0)
             st = tsr__from_f32((uint32_t)src_plain, f, o, cols);
         else
             tsr__ggml_type((uint32_t)p->ggml)->quantize_row(f, o, cols);
         if (!st)
-            st = tsr__gguf_writer_data(c->w, o, out_rb, r + 1 == rows);
+            st = tsr__gguf_writer_data(c->w, o, out_rb, fin);
     }
     free(f);
     free(o);
     return st ? tsr__error_prefix(st, "tensor '%s'", ct->name) : TSR_OK;
+}
+
+static tsr_status write_tensor(hf2g *c, const plan *p)
+{
+    if (p->extra)
+        return tsr__gguf_writer_data(c->w, p->extra->v, sizeof(float) * (size_t)p->extra->n, true);
+    if (!p->parts)
+        return write_rows(c, p, p->ct, true);
+    tsr_status st = TSR_OK;
+    for (int64_t e = 0; e < p->n_parts && !st; e++)
+        st = write_rows(c, p, p->parts[e], e + 1 == p->n_parts);
+    return st;
 }
 
 /* llama3 RoPE as convert_hf_to_gguf.py writes it: per rotary pair i, the
@@ -540,24 +680,20 @@ static tsr_status write_tensor(hf2g *c, const plan *p)
  * wavelengths, factor for long ones, a smooth blend between). */
 static tsr_status llama3_rope_freqs(hf2g *c)
 {
-    json_t *cfg = c->cfg, *rs = json_object_get(cfg, "rope_scaling");
-    if (!json_is_object(rs))
-        rs = json_object_get(cfg, "rope_parameters");
-    const char *t = json_is_object(rs) ? json_string_value(json_object_get(rs, "rope_type")) : NULL;
-    if (!t && json_is_object(rs))
-        t = json_string_value(json_object_get(rs, "type"));
+    json_t *cfg = c->cfg, *rs = rope_obj(cfg);
+    const char *t = rope_type(cfg);
     if (!t || strcmp(t, "llama3"))
         return TSR_OK;
     int64_t hidden = cfg_int(cfg, "hidden_size", 0), heads = cfg_int(cfg, "num_attention_heads", 0);
-    int64_t dim = cfg_int(cfg, "head_dim", heads > 0 ? hidden / heads : 0);
+    int64_t dim = head_dim_of(cfg, hidden, heads);
     double base = 10000.0, factor = 8.0, lo = 1.0, hi = 4.0;
-    if (!cfg_real(cfg, "rope_theta", &base))
-        cfg_real(rs, "rope_theta", &base);
+    rope_real(cfg, "rope_theta", &base);
     cfg_real(rs, "factor", &factor);
     cfg_real(rs, "low_freq_factor", &lo);
     cfg_real(rs, "high_freq_factor", &hi);
     double orig = (double)cfg_int(rs, "original_max_position_embeddings", 8192);
-    if (dim < 2 || dim / 2 > (int64_t)(sizeof c->rope_freqs / sizeof c->rope_freqs[0]) || hi == lo)
+    extra_tensor *x = &c->extra[c->n_extra];
+    if (dim < 2 || dim / 2 > (int64_t)(sizeof x->v / sizeof x->v[0]) || hi == lo)
         return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: llama3 rope_scaling with head_dim %lld "
                           "and low/high_freq_factor %g/%g cannot be converted", c->dir, (long long)dim, lo, hi);
     double low_wl = orig / lo, high_wl = orig / hi;
@@ -574,9 +710,130 @@ static tsr_status llama3_rope_freqs(hf2g *c)
             double smooth = (orig / wl - lo) / (hi - lo);
             f = 1.0 / ((1.0 - smooth) / factor + smooth);
         }
-        c->rope_freqs[i] = (float)f;
+        x->v[i] = (float)f;
     }
-    c->n_rope_freqs = (int)(dim / 2);
+    x->name = "rope_freqs.weight";
+    x->n = (int)(dim / 2);
+    c->n_extra++;
+    return TSR_OK;
+}
+
+/* phi3 longrope (Phi3MiniModel.generate_extra_tensors): long_factor and
+ * short_factor become the tensors rope_factors_long/short.weight, one factor
+ * per rotary pair, and rope.scaling.attn_factor is
+ * sqrt(1 + ln(s) / ln(original context)) with s = context / original
+ * context (yarn: 0.1 ln(s) + 1).  An attention_factor in config.json wins
+ * (transformers uses it; llama.cpp's converter ignores it). */
+static tsr_status phi3_longrope(hf2g *c)
+{
+    json_t *cfg = c->cfg, *rs = rope_obj(cfg);
+    json_t *lf = rs ? json_object_get(rs, "long_factor") : NULL;
+    json_t *sf = rs ? json_object_get(rs, "short_factor") : NULL;
+    if (!json_array_size(lf))
+        return TSR_OK;
+    const char *t = rope_type(cfg);
+    double pct = 1.0, orig = 0, ctx = (double)cfg_int(cfg, "max_position_embeddings", 0);
+    rope_real(cfg, "partial_rotary_factor", &pct);
+    int64_t hidden = cfg_int(cfg, "hidden_size", 0);
+    int64_t dims = c->n_head > 0 ? (int64_t)(pct * (double)hidden) / c->n_head : 0;
+    if (!t || (strcmp(t, "longrope") && strcmp(t, "su") && strcmp(t, "yarn")))
+        return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: phi3 rope scaling '%s' with "
+                          "long_factor cannot be converted to GGUF (longrope, su, yarn)", c->dir,
+                          t ? t : "?");
+    if (!rope_real(cfg, "original_max_position_embeddings", &orig) || orig <= 1)
+        return tsr__error(TSR_ERR_FORMAT, "%s/config.json: phi3 longrope needs "
+                          "original_max_position_embeddings", c->dir);
+    if (json_array_size(lf) != json_array_size(sf) || (int64_t)json_array_size(lf) * 2 != dims ||
+        json_array_size(lf) > sizeof c->extra[0].v / sizeof c->extra[0].v[0])
+        return tsr__error(TSR_ERR_FORMAT, "%s/config.json: long_factor and short_factor must have "
+                          "%lld values each (rotary dimensions / 2), not %zu and %zu", c->dir,
+                          (long long)(dims / 2), json_array_size(lf), json_array_size(sf));
+    static const char *const names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+    json_t *arrs[2] = {lf, sf};
+    for (int k = 0; k < 2; k++) {
+        extra_tensor *x = &c->extra[c->n_extra++];
+        x->name = names[k];
+        x->n = (int)json_array_size(arrs[k]);
+        for (int i = 0; i < x->n; i++) {
+            json_t *v = json_array_get(arrs[k], (size_t)i);
+            if (!json_is_number(v))
+                return tsr__error(TSR_ERR_FORMAT, "%s/config.json: %s[%d] is not a number", c->dir,
+                                  k ? "short_factor" : "long_factor", i);
+            x->v[i] = (float)json_number_value(v);
+        }
+    }
+    double scale = ctx / orig;
+    if (!strcmp(t, "yarn"))
+        c->attn_factor = scale > 1.0 ? 0.1 * log(scale) + 1.0 : 1.0;
+    else
+        c->attn_factor = scale > 1.0 ? sqrt(1.0 + log(scale) / log(orig)) : 1.0;
+    cfg_real(rs, "attention_factor", &c->attn_factor);
+    c->has_attn_factor = true;
+    return TSR_OK;
+}
+
+/* llama.cpp's qwen2moe has sparse layers only (every layer a router,
+ * experts and a shared expert). */
+static tsr_status qwen2moe_all_sparse(hf2g *c)
+{
+    int64_t n_layer = cfg_int(c->cfg, "num_hidden_layers", 0);
+    int64_t step = cfg_int(c->cfg, "decoder_sparse_step", 1);
+    json_t *dense = json_object_get(c->cfg, "mlp_only_layers");
+    for (int64_t l = 0; l < n_layer; l++) {
+        bool is_dense = c->n_expert <= 0 || step <= 0 || (l + 1) % step != 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(dense, i, v)
+            is_dense |= json_integer_value(v) == l;
+        if (is_dense)
+            return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: layer %lld of this qwen2_moe "
+                              "model is dense (mlp_only_layers / decoder_sparse_step), and "
+                              "llama.cpp's qwen2moe architecture has only sparse layers, so it "
+                              "cannot be converted to GGUF", c->dir, (long long)l);
+    }
+    return TSR_OK;
+}
+
+/* Put one expert's weight into its stacked tensor's plan (made on first
+ * sight). */
+static tsr_status add_expert(hf2g *c, plan *pl, size_t *np, const char *name, int64_t x,
+                             tsr__ckpt_tensor *ct)
+{
+    if (x < 0 || x >= c->n_expert)
+        return tsr__error(TSR_ERR_FORMAT, "%s: tensor '%s' is expert %lld of %lld", ct->file,
+                          ct->name, (long long)x, (long long)c->n_expert);
+    plan *p = NULL;
+    for (size_t i = 0; i < *np && !p; i++)
+        if (pl[i].parts && !strcmp(pl[i].name, name))
+            p = &pl[i];
+    if (!p) {
+        p = &pl[(*np)++];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->n_parts = c->n_expert;
+        if (!(p->parts = calloc((size_t)c->n_expert, sizeof *p->parts)))
+            return tsr__error(TSR_ERR_NOMEM, "out of memory");
+    }
+    if (p->parts[x])
+        return tsr__error(TSR_ERR_FORMAT, "%s: tensor '%s': expert %lld given twice", ct->file,
+                          ct->name, (long long)x);
+    p->parts[x] = ct;
+    return TSR_OK;
+}
+
+/* Every expert present, all of one dtype and shape. */
+static tsr_status check_stacked(plan *p)
+{
+    for (int64_t e = 0; e < p->n_parts; e++) {
+        const tsr__ckpt_tensor *a = p->parts[0], *b = p->parts[e];
+        if (!b)
+            return tsr__error(TSR_ERR_FORMAT, "%s: the checkpoint has no expert %lld for '%s'",
+                              a ? a->file : "the checkpoint", (long long)e, p->name);
+        if (!a || b->dtype != a->dtype || b->n_dims != 2 || a->n_dims != 2 ||
+            b->shape[0] != a->shape[0] || b->shape[1] != a->shape[1])
+            return tsr__error(TSR_ERR_FORMAT, "%s: tensor '%s' is not a 2-D tensor of the dtype and "
+                              "shape of its other experts (for '%s')", b->file, b->name, p->name);
+    }
+    p->ct = p->parts[0];
     return TSR_OK;
 }
 
@@ -587,28 +844,42 @@ static tsr_status hf_to_gguf(hf2g *c)
     free(cp);
     if (st)
         return st;
+    static const char *const archs[][2] = {
+        {"llama", "llama"}, {"mistral", "llama"}, {"mixtral", "llama"}, {"qwen2", "qwen2"},
+        {"qwen2_moe", "qwen2moe"}, {"phi3", "phi3"}, {"gemma", "gemma"},
+    };
     const char *mt = json_string_value(json_object_get(c->cfg, "model_type"));
-    if (mt && (!strcmp(mt, "llama") || !strcmp(mt, "mistral")))
-        strcpy(c->arch, "llama");
-    else if (mt && !strcmp(mt, "qwen2"))
-        strcpy(c->arch, "qwen2");
-    else
+    for (size_t i = 0; mt && i < sizeof archs / sizeof archs[0] && !c->arch[0]; i++)
+        if (!strcmp(mt, archs[i][0]))
+            strcpy(c->arch, archs[i][1]);
+    if (!c->arch[0])
         return tsr__error(TSR_ERR_UNSUPPORTED, "%s/config.json: model_type '%s' cannot be "
-                          "converted to GGUF yet (llama, mistral, qwen2)", c->dir, mt ? mt : "?");
+                          "converted to GGUF yet (llama, mistral, mixtral, qwen2, qwen2_moe, phi3, "
+                          "gemma)", c->dir, mt ? mt : "?");
     c->n_head = cfg_int(c->cfg, "num_attention_heads", 0);
     c->n_kv_head = cfg_int(c->cfg, "num_key_value_heads", c->n_head);
-    if ((st = llama3_rope_freqs(c)) || (st = tsr__checkpoint_open(c->dir, &c->ck)))
+    if (!strcmp(mt, "mixtral"))
+        c->n_expert = cfg_int(c->cfg, "num_local_experts", 0);
+    else if (!strcmp(mt, "qwen2_moe"))
+        c->n_expert = cfg_int(c->cfg, "num_experts", 0);
+    if (!strcmp(mt, "qwen2_moe") && (st = qwen2moe_all_sparse(c)))
+        return st;
+    if (!strcmp(c->arch, "phi3"))
+        st = phi3_longrope(c);
+    else if (strcmp(c->arch, "gemma"))
+        st = llama3_rope_freqs(c);
+    if (st || (st = tsr__checkpoint_open(c->dir, &c->ck)))
         return st;
     size_t n = tsr__checkpoint_count(c->ck);
-    plan *pl = calloc(n + 1, sizeof *pl);
+    plan *pl = calloc(n + (size_t)c->n_extra + 1, sizeof *pl);
     if (!pl)
         return tsr__error(TSR_ERR_NOMEM, "out of memory");
     size_t np = 0;
-    int n_f16 = 0, n_bf16 = 0;
     for (size_t i = 0; i < n && !st; i++) {
         tsr__ckpt_tensor *ct = tsr__checkpoint_at(c->ck, i);
-        int which;
-        const char *g = gguf_name(ct->name, pl[np].name, sizeof pl[np].name, &which);
+        name_info ni;
+        char buf[160];
+        const char *g = gguf_name(c, ct->name, buf, sizeof buf, &ni);
         if (!g)
             continue;
         if (!*g) {
@@ -616,19 +887,28 @@ static tsr_status hf_to_gguf(hf2g *c)
                             "architecture '%s'", ct->file, ct->name, c->arch);
             break;
         }
-        if (g != pl[np].name)
-            snprintf(pl[np].name, sizeof pl[np].name, "%s", g);
+        if (ni.expert >= 0) {
+            st = add_expert(c, pl, &np, g, ni.expert, ct);
+            continue;
+        }
+        snprintf(pl[np].name, sizeof pl[np].name, "%s", g);
         pl[np].ct = ct;
-        pl[np].ggml = choose_type(c, ct);
-        if (!strcmp(c->arch, "llama") && which)
-            pl[np].heads = which == 1 ? c->n_head : c->n_kv_head;
-        n_f16 += pl[np].ggml == TSR_GGML_F16;
-        n_bf16 += pl[np].ggml == TSR_GGML_BF16;
+        pl[np].add_one = ni.add_one;
+        if (!strcmp(c->arch, "llama") && ni.which)
+            pl[np].heads = ni.which == 1 ? c->n_head : c->n_kv_head;
         np++;
     }
-    if (!st && c->n_rope_freqs) { /* a tensor of its own, not from the checkpoint */
-        snprintf(pl[np].name, sizeof pl[np].name, "rope_freqs.weight");
-        pl[np].ct = NULL;
+    int n_f16 = 0, n_bf16 = 0;
+    for (size_t i = 0; i < np && !st; i++) {
+        if (pl[i].parts && (st = check_stacked(&pl[i])))
+            break;
+        pl[i].ggml = choose_type(c, pl[i].ct);
+        n_f16 += pl[i].ggml == TSR_GGML_F16;
+        n_bf16 += pl[i].ggml == TSR_GGML_BF16;
+    }
+    for (int k = 0; k < c->n_extra && !st; k++) { /* tensors of their own, F32 */
+        snprintf(pl[np].name, sizeof pl[np].name, "%s", c->extra[k].name);
+        pl[np].extra = &c->extra[k];
         pl[np].ggml = TSR_GGML_F32;
         np++;
     }
@@ -641,16 +921,20 @@ static tsr_status hf_to_gguf(hf2g *c)
         st = write_tokenizer(c);
     for (size_t i = 0; i < np && !st; i++) {
         const tsr__ckpt_tensor *ct = pl[i].ct;
-        if (!ct) {
+        if (pl[i].extra) {
             st = tsr__gguf_writer_tensor(c->w, pl[i].name, TSR_GGML_F32, 1,
-                                         (int64_t[]){c->n_rope_freqs});
+                                         (int64_t[]){pl[i].extra->n});
             continue;
         }
         int64_t ne[TSR_MAX_DIMS];
         for (int d = 0; d < ct->n_dims; d++)
             ne[d] = ct->shape[ct->n_dims - 1 - d];
-        st = tsr__gguf_writer_tensor(c->w, pl[i].name, (uint32_t)pl[i].ggml,
-                                     ct->n_dims ? ct->n_dims : 1, ct->n_dims ? ne : (int64_t[]){1});
+        int nd = ct->n_dims ? ct->n_dims : 1;
+        if (!ct->n_dims)
+            ne[0] = 1;
+        if (pl[i].parts) /* [experts, rows, cols] */
+            ne[nd++] = pl[i].n_parts;
+        st = tsr__gguf_writer_tensor(c->w, pl[i].name, (uint32_t)pl[i].ggml, nd, ne);
     }
     if (!st)
         st = tsr__gguf_writer_begin_data(c->w);
@@ -662,6 +946,8 @@ static tsr_status hf_to_gguf(hf2g *c)
     }
     if (!st)
         st = tsr__gguf_writer_finish(c->w);
+    for (size_t i = 0; i < np; i++)
+        free(pl[i].parts);
     free(pl);
     return st;
 }
@@ -788,6 +1074,13 @@ static tsr_status gtok_open(const char *path, gtok *t)
     if (t->pad >= (int64_t)t->n) t->pad = -1;
     t->add_bos = gbool(t->g, "tokenizer.ggml.add_bos_token", t->spm);
     t->add_eos = gbool(t->g, "tokenizer.ggml.add_eos_token", false);
+    /* a SentencePiece vocabulary without tokenizer.ggml.bos_token_id (llama.cpp's
+     * qwen2 files): transformers sets add_bos_token with bos_token None, which
+     * adds nothing; say so plainly */
+    if (t->bos < 0)
+        t->add_bos = false;
+    if (t->eos < 0)
+        t->add_eos = false;
     return TSR_OK;
 }
 

@@ -37,9 +37,10 @@ int tsr_cli_convert(int argc, char **argv)
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: tessera convert -m IN -o OUT [--outtype TYPE] [-q]\n\n"
                    "Convert a Hugging Face folder to a GGUF file that llama.cpp loads (llama,\n"
-                   "mistral, qwen2), or a GGUF file to a Hugging Face folder (dequantized\n"
-                   "safetensors, config.json, tokenizer.json, tokenizer_config.json,\n"
-                   "generation_config.json).\n\n"
+                   "mistral, mixtral, qwen2, qwen2_moe with sparse layers only, phi3, gemma;\n"
+                   "tensor names and metadata as llama.cpp's convert_hf_to_gguf.py writes them),\n"
+                   "or a GGUF file to a Hugging Face folder (dequantized safetensors,\n"
+                   "config.json, tokenizer.json, tokenizer_config.json, generation_config.json).\n\n"
                    "  -m, --model IN     HF folder or .gguf file\n"
                    "  -o, --output OUT   .gguf file (from a folder) or folder (from a .gguf)\n"
                    "  --outtype TYPE     to GGUF: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or\n"

@@ -3,11 +3,15 @@
  * checkpoints (round trips must be bit-identical), llama.cpp's own GGUF of
  * stories260K (fixtures/stories260K-gguf/stories260K-f32.gguf, written by
  * llama.cpp's converter: tensors after its q/k permutation, tokenizer
- * tokens/scores/types), and the original tokenizer's encodings. */
+ * tokens/scores/types), llama.cpp's GGUFs of the tiny fixtures of every
+ * architecture (fixtures/gguf-archs/: tensors and metadata, both ways,
+ * and transformers' logits, tests/unit/arch_ref.h), and the original
+ * tokenizer's encodings. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "arch_ref.h"
 #include "ggml_blocks.h"
 #include "tsr_test.h"
 #include "writers.h"
@@ -132,24 +136,68 @@ out:
     tsr__gguf_close(b);
 }
 
-/* Our GGUF of a llama with rope_type llama3 has llama.cpp's tensors
- * (fixtures/gguf-archs/tiny-llama-llama3-f32.gguf, written by its
- * convert_hf_to_gguf.py): the same names, shapes and weights, and the
- * rope_freqs tensor (no rope scaling keys) within float rounding. */
-static void test_llama3_matches_llamacpp(void)
+/* Two metadata values are the same: type, and bytes (arrays element by
+ * element). */
+static bool same_value(const tsr__gguf_value *x, const tsr__gguf_value *y)
 {
-    char g[512];
-    tpath(g, sizeof g, "tiny-llama-llama3.gguf");
-    CHECK_MSG(tsr_model_convert("fixtures/tiny-llama-llama3", g, NULL) == TSR_OK, "%s", tsr_last_error());
+    static const size_t size[TSR_GGUF_TYPE_COUNT_] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (x->type != y->type || x->len != y->len)
+        return false;
+    if (x->type == TSR_GGUF_STRING)
+        return memcmp(x->data, y->data, x->len) == 0;
+    if (x->type != TSR_GGUF_ARRAY)
+        return x->type < TSR_GGUF_TYPE_COUNT_ && memcmp(x->data, y->data, size[x->type]) == 0;
+    if (x->elem_type != y->elem_type)
+        return false;
+    for (uint64_t i = 0; i < x->len; i++) {
+        tsr__gguf_value ex, ey;
+        if (tsr__gguf_arr_at(x, i, &ex) || tsr__gguf_arr_at(y, i, &ey) || !same_value(&ex, &ey))
+            return false;
+    }
+    return true;
+}
+
+/* Metadata compared with llama.cpp's: everything but the tokenizer (the
+ * fixtures have none: tessera writes no vocabulary, llama.cpp's files have
+ * fixtures/gguf-archs/tokenizer.model's) and the descriptive general.* keys
+ * (name, type, size_label: from the model card / folder name). */
+static bool compared_key(const char *k)
+{
+    return strncmp(k, "tokenizer.", 10) &&
+           (strncmp(k, "general.", 8) || !strcmp(k, "general.architecture") ||
+            !strcmp(k, "general.file_type") || !strcmp(k, "general.quantization_version") ||
+            !strcmp(k, "general.alignment"));
+}
+
+/* tessera's F32 GGUF of fixtures/tiny-<name> against llama.cpp's
+ * (fixtures/gguf-archs/tiny-<name>-f32.gguf, written by its
+ * convert_hf_to_gguf.py from the same folder): the same tensor names,
+ * types, shapes and bytes (llama3's rope_freqs, computed, within float
+ * rounding), the same architecture metadata keys and values; then the file
+ * runs with transformers' logits (reference.json). */
+static void test_arch_matches_llamacpp(const arch_case *ac)
+{
+    char g[512], src[256], ref[256];
+    snprintf(src, sizeof src, "fixtures/tiny-%s", ac->name);
+    snprintf(ref, sizeof ref, "fixtures/gguf-archs/tiny-%s-f32.gguf", ac->name);
+    snprintf(g, sizeof g, "%s/tiny-%s-f32.gguf", tmpdir, ac->name);
+    tsr_convert_options o = TSR_CONVERT_OPTIONS_INIT;
+    o.outtype = "f32";
+    tsr_status st = tsr_model_convert(src, g, &o);
+    CHECK_MSG(st == TSR_OK, "%s: %s", src, tsr_last_error());
+    if (st)
+        return;
     tsr__gguf *a = NULL, *b = NULL;
     CHECK(tsr__gguf_open(g, &a) == TSR_OK);
-    CHECK(tsr__gguf_open("fixtures/gguf-archs/tiny-llama-llama3-f32.gguf", &b) == TSR_OK);
+    CHECK(tsr__gguf_open(ref, &b) == TSR_OK);
     if (!a || !b)
         goto out;
-    CHECK(tsr__gguf_tensor_count(a) == tsr__gguf_tensor_count(b));
+    CHECK_MSG(tsr__gguf_tensor_count(a) == tsr__gguf_tensor_count(b), "%s: %zu tensors, llama.cpp %zu",
+              ac->name, tsr__gguf_tensor_count(a), tsr__gguf_tensor_count(b));
     for (size_t i = 0; i < tsr__gguf_tensor_count(b); i++) {
         const tsr__gguf_tensor *u = tsr__gguf_tensor_at(b, i), *t = tsr__gguf_find_tensor(a, u->name);
-        bool same = t && u->ggml_type == t->ggml_type && u->nbytes == t->nbytes &&
+        bool same = t && u->ggml_type == t->ggml_type && u->ggml_type == TSR_GGML_F32 &&
+                    u->n_dims == t->n_dims && u->nbytes == t->nbytes &&
                     memcmp(u->ne, t->ne, sizeof t->ne) == 0;
         if (same && !strcmp(u->name, "rope_freqs.weight")) {
             for (int64_t k = 0; k < u->ne[0]; k++) {
@@ -157,14 +205,45 @@ static void test_llama3_matches_llamacpp(void)
                 same &= fabsf(x - y) <= 1e-6f * fabsf(y);
             }
         } else if (same) {
+            /* bit-identical, gemma's 1 + w included (both add in float32) */
             same = memcmp(u->data, t->data, t->nbytes) == 0;
         }
-        CHECK_MSG(same, "tensor %s differs from llama.cpp's", u->name);
+        CHECK_MSG(same, "%s: tensor %s differs from llama.cpp's", ac->name, u->name);
     }
-    CHECK(!tsr__gguf_find(a, "llama.rope.scaling.type") && !tsr__gguf_find(b, "llama.rope.scaling.type"));
+    size_t nb = 0;
+    for (size_t i = 0; i < tsr__gguf_kv_count(b); i++) {
+        const char *k = tsr__gguf_kv_key(b, i);
+        if (!compared_key(k))
+            continue;
+        nb++;
+        const tsr__gguf_value *x = tsr__gguf_find(a, k);
+        CHECK_MSG(x && same_value(x, tsr__gguf_kv_value(b, i)), "%s: metadata %s %s llama.cpp's",
+                  ac->name, k, x ? "differs from" : "is missing, unlike");
+    }
+    for (size_t i = 0; i < tsr__gguf_kv_count(a); i++) {
+        const char *k = tsr__gguf_kv_key(a, i);
+        CHECK_MSG(!compared_key(k) || tsr__gguf_find(b, k), "%s: metadata %s is not in llama.cpp's file",
+                  ac->name, k);
+    }
+    CHECK_MSG(nb >= 10, "%s: only %zu metadata keys compared", ac->name, nb);
 out:
     tsr__gguf_close(a);
     tsr__gguf_close(b);
+    arch_ref_check(g, ac, NULL, NULL);
+}
+
+/* GGUF -> HF of llama.cpp's files: the folders run with transformers'
+ * logits (config.json, tensor names, gemma's norms, experts, phi3's
+ * longrope factors and llama3's rope_freqs recovered). */
+static void test_arch_from_llamacpp(const arch_case *ac)
+{
+    char h[512], ref[256];
+    snprintf(ref, sizeof ref, "fixtures/gguf-archs/tiny-%s-f32.gguf", ac->name);
+    snprintf(h, sizeof h, "%s/from-llamacpp-%s", tmpdir, ac->name);
+    tsr_status st = tsr_model_convert(ref, h, NULL);
+    CHECK_MSG(st == TSR_OK, "%s: %s", ref, tsr_last_error());
+    if (!st)
+        arch_ref_check(h, ac, NULL, NULL);
 }
 
 static size_t encode(const tsr_tokenizer *t, const char *text, int32_t *ids, size_t cap)
@@ -335,12 +414,22 @@ int main(void)
     test_round_trip("fixtures/tiny-qwen2", "tiny-qwen2");
     test_round_trip("fixtures/tiny-mistral", "tiny-mistral");
     test_matches_llamacpp();
-    test_llama3_matches_llamacpp();
+    for (size_t i = 0; i < ARCH_REF_N_CASES; i++) {
+        test_arch_matches_llamacpp(&arch_ref_cases[i]);
+        test_arch_from_llamacpp(&arch_ref_cases[i]);
+    }
     test_tokenizer_from_gguf();
     test_quantized_outputs();
     test_model_save();
     /* refusals */
     CHECK(tsr_model_convert("fixtures/tiny-gpt2", "/tmp/x.gguf", NULL) == TSR_ERR_UNSUPPORTED);
+    /* qwen2_moe with a dense layer (mlp_only_layers [1]): llama.cpp's
+     * qwen2moe has sparse layers only */
+    char x[512];
+    tpath(x, sizeof x, "tiny-qwen2_moe.gguf");
+    CHECK(tsr_model_convert("fixtures/tiny-qwen2_moe", x, NULL) == TSR_ERR_UNSUPPORTED);
+    CHECK_CONTAINS(tsr_last_error(), "layer 1 of this qwen2_moe model is dense");
+    CHECK(access(x, F_OK) != 0);
     CHECK(tsr_model_convert("fixtures/tiny-llama", "/tmp/x.bin", NULL) == TSR_ERR_INVALID_ARG);
     tsr_convert_options o = TSR_CONVERT_OPTIONS_INIT;
     o.outtype = "q3_x";
