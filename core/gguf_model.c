@@ -23,6 +23,9 @@
  *   - phi3 longrope: rope_factors_long/short become long/short_factor;
  *   - qwen2moe: layers without a router (ffn_gate_inp) are dense
  *     (mlp_only_layers). */
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +261,18 @@ static tsr_status unpermute(gm *m, const tsr__gguf_tensor *t, int64_t heads, voi
                 memcpy(dst + (size_t)hf_row * rb, src + (size_t)gg_row * rb, rb);
             }
     *out = dst;
+    /* The rows live in the heap copy now: give the source's whole pages
+     * back (the file is mapped read-only and private, so a page touched
+     * again is read from the file) — otherwise q and k stay resident twice. */
+    size_t fsize = 0;
+    const char *base = tsr__gguf_file_data(m->g, &fsize);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (base && pg > 0 && src >= base && src + rb * (size_t)rows <= base + fsize) {
+        uintptr_t a = ((uintptr_t)src + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg,
+                  e = ((uintptr_t)src + rb * (size_t)rows) / (uintptr_t)pg * (uintptr_t)pg;
+        if (e > a)
+            madvise((void *)a, e - a, MADV_DONTNEED);
+    }
     return tsr__checkpoint_adopt(m->ck, dst, tsr__free);
 }
 

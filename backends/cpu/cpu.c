@@ -7,6 +7,9 @@
 
 static const tsr_host *g_host;
 
+/* formats repacked into 8-row groups by default (bits 1 << CPU_X8_*) */
+#define CPU_REPACK_DEFAULT ((1 << CPU_X8_Q4_0) | (1 << CPU_X8_Q4_K) | (1 << CPU_X8_Q8_0))
+
 static int is_float(uint32_t t)
 {
     return t == TSR_DTYPE_F32 || t == TSR_DTYPE_F16 || t == TSR_DTYPE_BF16;
@@ -111,6 +114,10 @@ static tsr_status cpu_create(const tsr_host *host, const tsr_backend_options *op
         n = 1;
     c->host = host;
     cpu_kernels_select(&c->k);
+    const char *rp = getenv("TESSERA_CPU_REPACK");
+    const char *rh = getenv("TESSERA_CPU_REPACK_HEAP");
+    c->repack_heap = rh && atoi(rh) > 0;
+    c->repack = rp && *rp ? atoi(rp) : CPU_REPACK_DEFAULT;
     c->pool = cpu_pool_create(n);
     if (!c->pool) {
         free(c);
@@ -126,6 +133,7 @@ static void cpu_destroy(void *state)
     if (!c)
         return;
     cpu_pool_destroy(c->pool);
+    cpu_packed_free(c);
     free(c->scratch);
     free(c->buf[0]);
     free(c->buf[1]);

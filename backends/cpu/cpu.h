@@ -30,7 +30,16 @@ typedef struct cpu_ctx {
     void *buf[2];             /* grow-only scratch: 0 per-thread rows of
                                  attention, 1 quantized activations */
     size_t buf_size[2];
+    struct cpu_packed *packed; /* weights repacked in 8-row groups, by data
+                                  pointer (kernels/matmul-c.c) */
+    int n_packed, cap_packed, packed_hint;
+    int repack_heap;          /* TESSERA_CPU_REPACK_HEAP=1: also weights outside file mappings */
+    int repack;               /* which CPU_X8_* formats to repack (bit 1 << fmt);
+                                 TESSERA_CPU_REPACK=mask overrides, 0 = none */
 } cpu_ctx;
+
+/* Free the repacked weights (kernels/matmul-c.c). */
+void cpu_packed_free(cpu_ctx *c);
 
 /* Scratch slot `slot` with at least `bytes` bytes (grows, never shrinks, so
  * the decode steps after the first allocate nothing); NULL if out of memory. */

@@ -213,6 +213,68 @@ static void compare_mm(const char *isa, const cpu_kernels *k, int64_t K, int nw,
     free(xk2);
 }
 
+/* Repacked 8-row groups: the C reference on the repacked layout gives the
+ * same floats as the C multi-row kernels on the original rows (exact), and
+ * table k's kernels agree with it within float rounding. */
+static void compare_x8(const char *isa, const cpu_kernels *k, int64_t K, int ng, int nx)
+{
+    const cpu_kernels *c = &cpu_kernels_c;
+    int nw = 8 * ng;
+    float *x = malloc((size_t)(K * nx) * 4);
+    for (int64_t i = 0; i < K * nx; i++)
+        x[i] = frand() * 2.0f;
+    cpu_q8 *xq = malloc((size_t)(K / 32 * nx) * sizeof *xq);
+    int32_t *xs = malloc((size_t)(K / 32 * nx) * sizeof *xs);
+    cpu_q8k *xk = malloc((size_t)(K / 256 * nx) * sizeof *xk);
+    c->quant_q8(x, xq, K * nx);
+    c->quant_q8k(x, xk, K * nx);
+    cpu_q8_sums(xq, xs, K / 32 * nx);
+    size_t ld = (size_t)(K / 32 + 1) * 34; /* padded rows, big enough for every format */
+    uint8_t *blk = malloc(ld * (size_t)nw), *pk = malloc((size_t)(K / 32) * 272 * (size_t)ng);
+    size_t ldy = (size_t)nw + 3;
+    float *y0 = malloc(ldy * (size_t)nx * 4), *y1 = malloc(ldy * (size_t)nx * 4), *y2 = malloc(ldy * (size_t)nx * 4);
+    static const uint32_t types[] = {TSR_DTYPE_Q4_0, TSR_DTYPE_Q4_K, TSR_DTYPE_Q8_0};
+    static const int fmts[] = {CPU_X8_Q4_0, CPU_X8_Q4_K, CPU_X8_Q8_0};
+    for (int t = 0; t < 3; t++) {
+        for (int i = 0; i < nw; i++)
+            make_blocks(types[t], blk + (size_t)i * ld, K);
+        cpu_repack_x8(fmts[t], blk, ld, K, 0, ng, pk);
+        for (size_t i = 0; i < ldy * (size_t)nx; i++)
+            y0[i] = y1[i] = y2[i] = -7.0f;
+        if (t == 0) {
+            c->mm_q4_0(blk, ld, nw, xq, (size_t)K / 32, nx, K, y0, ldy);
+            c->mm_q4_0x8(pk, ng, K, xq, xs, (size_t)K / 32, nx, y1, ldy);
+            k->mm_q4_0x8(pk, ng, K, xq, xs, (size_t)K / 32, nx, y2, ldy);
+        } else if (t == 1) {
+            c->mm_q4_k(blk, ld, nw, xk, (size_t)K / 256, nx, K, y0, ldy);
+            c->mm_q4_kx8(pk, ng, K, xk, (size_t)K / 256, nx, y1, ldy);
+            k->mm_q4_kx8(pk, ng, K, xk, (size_t)K / 256, nx, y2, ldy);
+        } else {
+            c->mm_q8_0(blk, ld, nw, xq, (size_t)K / 32, nx, K, y0, ldy);
+            c->mm_q8_0x8(pk, ng, K, xq, (size_t)K / 32, nx, y1, ldy);
+            k->mm_q8_0x8(pk, ng, K, xq, (size_t)K / 32, nx, y2, ldy);
+        }
+        int exact = 1, ok = 1;
+        for (int j = 0; j < nx; j++)
+            for (size_t i = 0; i < ldy; i++) {
+                size_t o = (size_t)j * ldy + i;
+                exact &= y0[o] == y1[o];
+                ok &= i < (size_t)nw ? close_rel(y2[o], y1[o], 1e-5f, 1e-4f) : y2[o] == -7.0f;
+            }
+        CHECK_MSG(exact, "c x8 type %u vs original rows K=%lld ng=%d nx=%d", types[t], (long long)K, ng, nx);
+        CHECK_MSG(ok, "%s x8 type %u K=%lld ng=%d nx=%d", isa, types[t], (long long)K, ng, nx);
+    }
+    free(blk);
+    free(pk);
+    free(y0);
+    free(y1);
+    free(y2);
+    free(x);
+    free(xq);
+    free(xs);
+    free(xk);
+}
+
 static void compare(const char *isa, const cpu_kernels *k)
 {
     const cpu_kernels *c = &cpu_kernels_c;
@@ -283,6 +345,119 @@ static void compare(const char *isa, const cpu_kernels *k)
     }
 }
 
+/* Prefill GEMM (kernels/gemm-*.c): every variant against plain double dot
+ * products of the unpacked rows, on odd shapes (partial tiles, K not a
+ * multiple of the slice), with canaries around the written block. */
+static void compare_gemm_packed(const char *isa, const cpu_kernels *k, int nw, int nx, int64_t K)
+{
+    size_t ldx = (size_t)K + 3, ldy = (size_t)nw + 5, ldw32 = (size_t)K + 1;
+    float *x = malloc((size_t)nx * ldx * 4), *wf = malloc((size_t)nw * ldw32 * 4);
+    float *wv = malloc((size_t)nw * (size_t)K * 4); /* the values each format holds */
+    uint16_t *w16 = malloc((size_t)nw * ldw32 * 2);
+    float *xp = malloc(cpu_gemm_rows_padded(nx) * (size_t)K * 4);
+    float *wp = aligned_alloc(64, CPU_GEMM_WP_FLOATS * 4);
+    float *y = malloc(((size_t)nx + 1) * ldy * 4);
+    for (size_t i = 0; i < (size_t)nx * ldx; i++)
+        x[i] = frand();
+    int ng = (nx + CPU_GEMM_MR - 1) / CPU_GEMM_MR;
+    /* packing in two pieces, as the threads do */
+    cpu_gemm_pack_x(x, ldx, nx, K, 0, ng / 2, xp);
+    cpu_gemm_pack_x(x, ldx, nx, K, ng / 2, ng, xp);
+    for (int wt = CPU_GEMM_F32; wt <= CPU_GEMM_BF16; wt++) {
+        for (int i = 0; i < nw; i++)
+            for (int64_t kk = 0; kk < K; kk++) {
+                float a = frand();
+                size_t at = (size_t)i * ldw32 + (size_t)kk;
+                uint32_t u;
+                memcpy(&u, &a, 4);
+                wf[at] = a;
+                w16[at] = wt == CPU_GEMM_F16 ? f16_of(a) : (uint16_t)(u >> 16);
+                wv[(size_t)i * (size_t)K + (size_t)kk] =
+                    wt == CPU_GEMM_F32 ? a : wt == CPU_GEMM_F16 ? cpu_f16_to_f32(w16[at]) : cpu_bf16_to_f32(w16[at]);
+            }
+        for (size_t i = 0; i < ((size_t)nx + 1) * ldy; i++)
+            y[i] = 1234.5f;
+        const void *w = wt == CPU_GEMM_F32 ? (const void *)wf : (const void *)w16;
+        k->gemm_packed(wt, w, ldw32 * (wt == CPU_GEMM_F32 ? 4 : 2), nw, xp, nx, K, y, ldy, wp);
+        int bad = 0;
+        for (int j = 0; j < nx + 1; j++)
+            for (size_t i = 0; i < ldy; i++) {
+                float got = y[(size_t)j * ldy + i];
+                if (j < nx && i < (size_t)nw) {
+                    float want = dot_plain(wv + i * (size_t)K, x + (size_t)j * ldx, K);
+                    bad += !close_rel(got, want, 1e-5f, 2e-6f * (float)K);
+                } else {
+                    bad += got != 1234.5f;
+                }
+            }
+        CHECK_MSG(!bad, "%s gemm_packed wtype %d nw=%d nx=%d K=%lld: %d wrong", isa, wt, nw, nx, (long long)K, bad);
+    }
+    free(x);
+    free(wf);
+    free(wv);
+    free(w16);
+    free(xp);
+    free(wp);
+    free(y);
+}
+
+/* Decode GEMV (kernels/gemm-*.c): every variant against plain double dot
+ * products, 1-5 tokens, row counts that leave partial groups of 4 */
+static void compare_gemv(const char *isa, const cpu_kernels *k, int nw, int nx, int64_t K)
+{
+    size_t ldx = (size_t)K + 2, ldy = (size_t)nw + 3, ldw = (size_t)K + 5;
+    float *x = malloc((size_t)nx * ldx * 4), *wf = malloc((size_t)nw * ldw * 4);
+    float *wv = malloc((size_t)nw * (size_t)K * 4);
+    uint16_t *w16 = malloc((size_t)nw * ldw * 2);
+    float *y = malloc(((size_t)nx + 1) * ldy * 4);
+    for (size_t i = 0; i < (size_t)nx * ldx; i++)
+        x[i] = frand();
+    for (int wt = CPU_GEMM_F32; wt <= CPU_GEMM_BF16; wt++) {
+        for (int i = 0; i < nw; i++)
+            for (int64_t kk = 0; kk < K; kk++) {
+                float a = frand();
+                size_t at = (size_t)i * ldw + (size_t)kk;
+                uint32_t u;
+                memcpy(&u, &a, 4);
+                wf[at] = a;
+                w16[at] = wt == CPU_GEMM_F16 ? f16_of(a) : (uint16_t)(u >> 16);
+                wv[(size_t)i * (size_t)K + (size_t)kk] =
+                    wt == CPU_GEMM_F32 ? a : wt == CPU_GEMM_F16 ? cpu_f16_to_f32(w16[at]) : cpu_bf16_to_f32(w16[at]);
+            }
+        for (size_t i = 0; i < ((size_t)nx + 1) * ldy; i++)
+            y[i] = -77.0f;
+        const void *w = wt == CPU_GEMM_F32 ? (const void *)wf : (const void *)w16;
+        k->gemv(wt, w, ldw * (wt == CPU_GEMM_F32 ? 4 : 2), nw, x, ldx, nx, K, y, ldy);
+        int bad = 0;
+        for (int j = 0; j < nx + 1; j++)
+            for (size_t i = 0; i < ldy; i++) {
+                float got = y[(size_t)j * ldy + i];
+                if (j < nx && i < (size_t)nw)
+                    bad += !close_rel(got, dot_plain(wv + i * (size_t)K, x + (size_t)j * ldx, K), 1e-5f, 2e-6f * (float)K);
+                else
+                    bad += got != -77.0f;
+            }
+        CHECK_MSG(!bad, "%s gemv wtype %d nw=%d nx=%d K=%lld: %d wrong", isa, wt, nw, nx, (long long)K, bad);
+    }
+    free(x);
+    free(wf);
+    free(wv);
+    free(w16);
+    free(y);
+}
+
+static void compare_gemm_shapes(const char *isa, const cpu_kernels *k)
+{
+    static const int shapes[][3] = {{16, 6, 256}, {64, 13, 300}, {5, 1, 7}, {33, 7, 513},
+                                    {64, 20, 1024}, {48, 12, 8}, {1, 4, 1}, {31, 17, 777}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        compare_gemm_packed(isa, k, shapes[s][0], shapes[s][1], shapes[s][2]);
+    static const int gv[][3] = {{4, 1, 64}, {7, 1, 100}, {9, 2, 256}, {13, 3, 37}, {1, 5, 8},
+                                {32, 4, 2048}, {3, 1, 3}};
+    for (size_t s = 0; s < sizeof gv / sizeof gv[0]; s++)
+        compare_gemv(isa, k, gv[s][0], gv[s][1], gv[s][2]);
+}
+
 int main(void)
 {
     cpu_features f;
@@ -305,6 +480,11 @@ int main(void)
                                         {256, 8, 3}, {512, 7, 7}, {2048, 13, 5}, {256, 1, 4}};
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             compare_mm(isas[i], &k, shapes[s][0], shapes[s][1], shapes[s][2]);
+        static const int x8[][3] = {{256, 1, 1}, {512, 2, 2}, {768, 1, 3}, {1024, 3, 4},
+                                    {256, 2, 5}, {2048, 1, 9}, {512, 1, 1}};
+        for (size_t s = 0; s < sizeof x8 / sizeof x8[0]; s++)
+            compare_x8(isas[i], &k, x8[s][0], x8[s][1], x8[s][2]);
+        compare_gemm_shapes(isas[i], &k);
     }
     cpu_kernels sel;
     cpu_kernels_select(&sel);

@@ -497,8 +497,224 @@ static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
     }
 }
 
+/* ---- repacked weights: 8 rows per group (layouts in kernels.h) ----
+ * One 32-byte chunk holds 4 consecutive values of each of the 8 rows, so a
+ * broadcast of the matching 4 activation bytes meets all 8 rows in one
+ * maddubs, and one madd leaves row r's sum in int32 lane r: the 8 row
+ * scales then apply as one vector.  A tile is one group x T tokens; the
+ * group's unpacked weights are shared by the T tokens. */
+static inline __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Q4_0x8: nibbles used unsigned; the -8 offset is 8 * sum(x) per block (xs),
+ * subtracted in int32.  Eight maddubs of 15 * 127 * 2 fit int16. */
+AI void q4_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, const int32_t *xs, size_t ldx,
+                    float *y, size_t ldy, const int T)
+{
+    const __m256i m4 = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, w += 144) {
+        __m256i s16[4];
+        for (int t = 0; t < T; t++)
+            s16[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            for (int t = 0; t < T; t++) {
+                const int8_t *xq = x[(size_t)t * ldx + (size_t)b].qs;
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(lo, bcast4(xq + 4 * c)));
+                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(hi, bcast4(xq + 16 + 4 * c)));
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        for (int t = 0; t < T; t++) {
+            size_t xi = (size_t)t * ldx + (size_t)b;
+            __m256i s32 = _mm256_sub_epi32(_mm256_madd_epi16(s16[t], ones), _mm256_set1_epi32(8 * xs[xi]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(dw, _mm256_set1_ps(x[xi].d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+/* Q8_0x8: signed x signed through the sign trick, |w| shared by the tokens;
+ * products of 128 * 127 * 2 need a madd per chunk. */
+AI void q8_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, size_t ldx, float *y,
+                    size_t ldy, const int T)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, w += 272) {
+        __m256i s32[4];
+        for (int t = 0; t < T; t++)
+            s32[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * c));
+            __m256i aq = _mm256_sign_epi8(q, q);
+            for (int t = 0; t < T; t++) {
+                const int8_t *xq = x[(size_t)t * ldx + (size_t)b].qs;
+                __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(bcast4(xq + 4 * c), q));
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(p, ones));
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        for (int t = 0; t < T; t++) {
+            size_t xi = (size_t)t * ldx + (size_t)b;
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[t]), _mm256_mul_ps(dw, _mm256_set1_ps(x[xi].d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+/* Q4_Kx8 with q8_K activations: per sub-block pair, int16 sums of eight
+ * maddubs (low nibbles: sub-block 2p, high: 2p+1), then madd with the 8 rows'
+ * 6-bit scales (each duplicated into its row's two int16 lanes); the mins
+ * meet the activation block sums in one madd per pair. */
+AI void q4_kx8_tile(const uint8_t *w, int64_t nb, const cpu_q8k *x, size_t ldx, float *y,
+                    size_t ldy, const int T)
+{
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, w += 1184) {
+        __m256i isum[4], msum[4];
+        for (int t = 0; t < T; t++)
+            isum[t] = msum[t] = _mm256_setzero_si256();
+        for (int p = 0; p < 4; p++) {
+            __m256i slo[4], shi[4];
+            for (int t = 0; t < T; t++)
+                slo[t] = shi[t] = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(w + 160 + 32 * (8 * p + c)));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                for (int t = 0; t < T; t++) {
+                    const int8_t *xq = x[(size_t)t * ldx + (size_t)b].qs + 64 * p + 4 * c;
+                    slo[t] = _mm256_add_epi16(slo[t], _mm256_maddubs_epi16(lo, bcast4(xq)));
+                    shi[t] = _mm256_add_epi16(shi[t], _mm256_maddubs_epi16(hi, bcast4(xq + 32)));
+                }
+            }
+            __m256i sc0 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(w + 32 + 16 * p)), dup));
+            __m256i sc1 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(w + 40 + 16 * p)), dup));
+            __m256i mn = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(w + 96 + 16 * p)));
+            for (int t = 0; t < T; t++) {
+                const cpu_q8k *xb = x + (size_t)t * ldx + (size_t)b;
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(slo[t], sc0),
+                                                                     _mm256_madd_epi16(shi[t], sc1)));
+                int32_t bs;
+                memcpy(&bs, xb->bsum + 2 * p, 4);
+                msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mn, _mm256_set1_epi32(bs)));
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 16)));
+        for (int t = 0; t < T; t++) {
+            __m256 xd = _mm256_set1_ps(x[(size_t)t * ldx + (size_t)b].d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, xd), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dm, xd), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+/* groups outer (a group's blocks stay in L1 across the token tiles), tiles
+ * of 4 tokens, then the remainder */
+static void mm_q4_0x8_avx2(const void *w, int ng, int64_t K, const cpu_q8 *x, const int32_t *xs,
+                           size_t ldx, int nx, float *y, size_t ldy)
+{
+    int64_t nb = K / 32;
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *wg = (const uint8_t *)w + (size_t)g * (size_t)nb * 144;
+        float *yg = y + 8 * (size_t)g;
+        int j = 0;
+        for (; j + 4 <= nx; j += 4)
+            q4_0x8_tile(wg, nb, x + (size_t)j * ldx, xs + (size_t)j * ldx, ldx, yg + (size_t)j * ldy, ldy, 4);
+        const cpu_q8 *xj = x + (size_t)j * ldx;
+        const int32_t *sj = xs + (size_t)j * ldx;
+        float *yj = yg + (size_t)j * ldy;
+        if (nx - j == 3)
+            q4_0x8_tile(wg, nb, xj, sj, ldx, yj, ldy, 3);
+        else if (nx - j == 2)
+            q4_0x8_tile(wg, nb, xj, sj, ldx, yj, ldy, 2);
+        else if (nx - j == 1)
+            q4_0x8_tile(wg, nb, xj, sj, ldx, yj, ldy, 1);
+    }
+}
+
+static void mm_q8_0x8_avx2(const void *w, int ng, int64_t K, const cpu_q8 *x, size_t ldx, int nx,
+                           float *y, size_t ldy)
+{
+    int64_t nb = K / 32;
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *wg = (const uint8_t *)w + (size_t)g * (size_t)nb * 272;
+        float *yg = y + 8 * (size_t)g;
+        int j = 0;
+        for (; j + 4 <= nx; j += 4)
+            q8_0x8_tile(wg, nb, x + (size_t)j * ldx, ldx, yg + (size_t)j * ldy, ldy, 4);
+        const cpu_q8 *xj = x + (size_t)j * ldx;
+        float *yj = yg + (size_t)j * ldy;
+        if (nx - j == 3)
+            q8_0x8_tile(wg, nb, xj, ldx, yj, ldy, 3);
+        else if (nx - j == 2)
+            q8_0x8_tile(wg, nb, xj, ldx, yj, ldy, 2);
+        else if (nx - j == 1)
+            q8_0x8_tile(wg, nb, xj, ldx, yj, ldy, 1);
+    }
+}
+
+#define Q4K_TW 4
+static void mm_q4_kx8_avx2(const void *w, int ng, int64_t K, const cpu_q8k *x, size_t ldx, int nx,
+                           float *y, size_t ldy)
+{
+    int64_t nb = K / 256;
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *wg = (const uint8_t *)w + (size_t)g * (size_t)nb * 1184;
+        float *yg = y + 8 * (size_t)g;
+        int j = 0;
+        for (; j + Q4K_TW <= nx; j += Q4K_TW)
+            q4_kx8_tile(wg, nb, x + (size_t)j * ldx, ldx, yg + (size_t)j * ldy, ldy, Q4K_TW);
+        const cpu_q8k *xj = x + (size_t)j * ldx;
+        float *yj = yg + (size_t)j * ldy;
+        if (nx - j == 3)
+            q4_kx8_tile(wg, nb, xj, ldx, yj, ldy, 3);
+        else if (nx - j == 2)
+            q4_kx8_tile(wg, nb, xj, ldx, yj, ldy, 2);
+        else if (nx - j == 1)
+            q4_kx8_tile(wg, nb, xj, ldx, yj, ldy, 1);
+    }
+}
+
 const cpu_kernels cpu_kernels_avx2 = {
-    "avx2", dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, f16_to_f32_avx2, bf16_to_f32_avx2,
-    gemm_f32_avx2, quant_q8_avx2, dot_q8_0_avx2, dot_q4_0_avx2, dot_q4_k_avx2,
-    mm_q8_0_avx2, mm_q4_0_avx2, quant_q8k_avx2, mm_q4_k_avx2, gemm_f32_acc_avx2,
+    .isa = "avx2",
+    .dot_f32 = dot_f32_avx2,
+    .dot_f16 = dot_f16_avx2,
+    .dot_bf16 = dot_bf16_avx2,
+    .f16_to_f32 = f16_to_f32_avx2,
+    .bf16_to_f32 = bf16_to_f32_avx2,
+    .gemm_f32 = gemm_f32_avx2,
+    .quant_q8 = quant_q8_avx2,
+    .dot_q8_0 = dot_q8_0_avx2,
+    .dot_q4_0 = dot_q4_0_avx2,
+    .dot_q4_k = dot_q4_k_avx2,
+    .mm_q8_0 = mm_q8_0_avx2,
+    .mm_q4_0 = mm_q4_0_avx2,
+    .quant_q8k = quant_q8k_avx2,
+    .mm_q4_k = mm_q4_k_avx2,
+    .mm_q4_0x8 = mm_q4_0x8_avx2,
+    .mm_q4_kx8 = mm_q4_kx8_avx2,
+    .mm_q8_0x8 = mm_q8_0x8_avx2,
+    .gemm_f32_acc = gemm_f32_acc_avx2,
+    .gemm_packed = cpu_gemm_packed_avx2, /* kernels/gemm-avx2.c */
+    .gemv = cpu_gemv_avx2,
 };

@@ -212,8 +212,148 @@ static void mm_q4_k_c(const void *w, size_t ldw, int nw, const cpu_q8k *x, size_
                 dot_q4_k_q8k_c((const uint8_t *)w + (size_t)i * ldw, x + (size_t)j * ldx, K);
 }
 
+/* ---- repacked weights (layouts in kernels.h) ---- */
+const size_t cpu_x8_block_bytes[3] = {144, 1184, 272};
+const int64_t cpu_x8_block_values[3] = {32, 256, 32};
+
+void cpu_repack_x8(int fmt, const void *src, size_t ldw, int64_t K, int64_t g0, int64_t g1,
+                   void *dst)
+{
+    int64_t nb = K / cpu_x8_block_values[fmt];
+    size_t bs = cpu_x8_block_bytes[fmt], sbs = fmt == CPU_X8_Q4_0 ? 18 : fmt == CPU_X8_Q4_K ? 144 : 34;
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + (size_t)(g * nb + b) * bs;
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *s = (const uint8_t *)src + (size_t)(8 * g + r) * ldw + (size_t)b * sbs;
+                memcpy(o + 2 * r, s, 2); /* d */
+                if (fmt == CPU_X8_Q4_0) {
+                    for (int c = 0; c < 4; c++)
+                        memcpy(o + 16 + 32 * c + 4 * r, s + 2 + 4 * c, 4);
+                } else if (fmt == CPU_X8_Q8_0) {
+                    for (int c = 0; c < 8; c++)
+                        memcpy(o + 16 + 32 * c + 4 * r, s + 2 + 4 * c, 4);
+                } else {
+                    memcpy(o + 16 + 2 * r, s + 2, 2); /* dmin */
+                    for (int j = 0; j < 8; j++) {
+                        int sc, m;
+                        cpu_q4k_scale_min(s + 4, j, &sc, &m);
+                        o[32 + 8 * j + r] = (uint8_t)sc;
+                        o[96 + 16 * (j / 2) + 2 * r + j % 2] = (uint8_t)m;
+                    }
+                    for (int c = 0; c < 32; c++)
+                        memcpy(o + 160 + 32 * c + 4 * r, s + 16 + 4 * c, 4);
+                }
+            }
+        }
+}
+
+/* The references read the repacked layouts value by value and sum in the
+ * order of dot_q4_0_c / dot_q8_0_c / dot_q4_k_q8k_c, so that they give the
+ * same floats as those on the original rows. */
+static void mm_q4_0x8_c(const void *w, int ng, int64_t K, const cpu_q8 *x, const int32_t *xs,
+                        size_t ldx, int nx, float *y, size_t ldy)
+{
+    (void)xs; /* the reference subtracts 8 from each value instead */
+    int64_t nb = K / 32;
+    for (int g = 0; g < ng; g++)
+        for (int j = 0; j < nx; j++)
+            for (int r = 0; r < 8; r++) {
+                float s = 0.0f;
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *blk = (const uint8_t *)w + (size_t)((int64_t)g * nb + b) * 144;
+                    const cpu_q8 *xb = x + (size_t)j * ldx + (size_t)b;
+                    int acc = 0;
+                    for (int v = 0; v < 16; v++) {
+                        uint8_t q = blk[16 + 32 * (v / 4) + 4 * r + v % 4];
+                        acc += ((q & 0xF) - 8) * xb->qs[v];
+                        acc += ((q >> 4) - 8) * xb->qs[16 + v];
+                    }
+                    s += cpu_load_f16(blk + 2 * r) * xb->d * (float)acc;
+                }
+                y[(size_t)j * ldy + (size_t)(8 * g + r)] = s;
+            }
+}
+
+static void mm_q8_0x8_c(const void *w, int ng, int64_t K, const cpu_q8 *x, size_t ldx, int nx,
+                        float *y, size_t ldy)
+{
+    int64_t nb = K / 32;
+    for (int g = 0; g < ng; g++)
+        for (int j = 0; j < nx; j++)
+            for (int r = 0; r < 8; r++) {
+                float s = 0.0f;
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *blk = (const uint8_t *)w + (size_t)((int64_t)g * nb + b) * 272;
+                    const cpu_q8 *xb = x + (size_t)j * ldx + (size_t)b;
+                    int acc = 0;
+                    for (int v = 0; v < 32; v++)
+                        acc += (int8_t)blk[16 + 32 * (v / 4) + 4 * r + v % 4] * xb->qs[v];
+                    s += cpu_load_f16(blk + 2 * r) * xb->d * (float)acc;
+                }
+                y[(size_t)j * ldy + (size_t)(8 * g + r)] = s;
+            }
+}
+
+static void mm_q4_kx8_c(const void *w, int ng, int64_t K, const cpu_q8k *x, size_t ldx, int nx,
+                        float *y, size_t ldy)
+{
+    int64_t nb = K / 256;
+    for (int g = 0; g < ng; g++)
+        for (int j = 0; j < nx; j++)
+            for (int r = 0; r < 8; r++) {
+                float s = 0.0f;
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *blk = (const uint8_t *)w + (size_t)((int64_t)g * nb + b) * 1184;
+                    const cpu_q8k *xb = x + (size_t)j * ldx + (size_t)b;
+                    int32_t sumi = 0, summ = 0;
+                    for (int sb = 0; sb < 8; sb++) {
+                        int acc = 0;
+                        for (int l = 0; l < 32; l++) {
+                            int c = (sb / 2) * 8 + l / 4;
+                            uint8_t q = blk[160 + 32 * c + 4 * r + l % 4];
+                            acc += ((q >> (4 * (sb % 2))) & 0xF) * xb->qs[32 * sb + l];
+                        }
+                        sumi += blk[32 + 8 * sb + r] * acc;
+                        summ += blk[96 + 16 * (sb / 2) + 2 * r + sb % 2] * xb->bsum[sb];
+                    }
+                    s += cpu_load_f16(blk + 2 * r) * xb->d * (float)sumi -
+                         cpu_load_f16(blk + 16 + 2 * r) * xb->d * (float)summ;
+                }
+                y[(size_t)j * ldy + (size_t)(8 * g + r)] = s;
+            }
+}
+
+void cpu_q8_sums(const cpu_q8 *x, int32_t *xs, int64_t n)
+{
+    for (int64_t b = 0; b < n; b++) {
+        int32_t s = 0;
+        for (int i = 0; i < CPU_QK; i++)
+            s += x[b].qs[i];
+        xs[b] = s;
+    }
+}
+
 const cpu_kernels cpu_kernels_c = {
-    "c", dot_f32_c, dot_f16_c, dot_bf16_c, f16_to_f32_c, bf16_to_f32_c, gemm_f32_c,
-    quant_q8_c, dot_q8_0_c, dot_q4_0_c, dot_q4_k_c, mm_q8_0_c, mm_q4_0_c, quant_q8k_c,
-    mm_q4_k_c, gemm_f32_acc_c,
+    .isa = "c",
+    .dot_f32 = dot_f32_c,
+    .dot_f16 = dot_f16_c,
+    .dot_bf16 = dot_bf16_c,
+    .f16_to_f32 = f16_to_f32_c,
+    .bf16_to_f32 = bf16_to_f32_c,
+    .gemm_f32 = gemm_f32_c,
+    .quant_q8 = quant_q8_c,
+    .dot_q8_0 = dot_q8_0_c,
+    .dot_q4_0 = dot_q4_0_c,
+    .dot_q4_k = dot_q4_k_c,
+    .mm_q8_0 = mm_q8_0_c,
+    .mm_q4_0 = mm_q4_0_c,
+    .quant_q8k = quant_q8k_c,
+    .mm_q4_k = mm_q4_k_c,
+    .mm_q4_0x8 = mm_q4_0x8_c,
+    .mm_q4_kx8 = mm_q4_kx8_c,
+    .mm_q8_0x8 = mm_q8_0x8_c,
+    .gemm_f32_acc = gemm_f32_acc_c,
+    .gemm_packed = cpu_gemm_packed_c, /* kernels/gemm-c.c */
+    .gemv = cpu_gemv_c,
 };

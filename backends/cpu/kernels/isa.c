@@ -51,6 +51,8 @@ static void fill(cpu_kernels *out, const cpu_kernels *k)
     TAKE(dot_f32); TAKE(dot_f16); TAKE(dot_bf16); TAKE(f16_to_f32); TAKE(bf16_to_f32);
     TAKE(gemm_f32); TAKE(quant_q8); TAKE(dot_q8_0); TAKE(dot_q4_0); TAKE(dot_q4_k);
     TAKE(mm_q8_0); TAKE(mm_q4_0); TAKE(quant_q8k); TAKE(mm_q4_k); TAKE(gemm_f32_acc);
+    TAKE(mm_q4_0x8); TAKE(mm_q4_kx8); TAKE(mm_q8_0x8);
+    TAKE(gemm_packed); TAKE(gemv);
 #undef TAKE
 }
 

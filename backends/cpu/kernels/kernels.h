@@ -60,13 +60,84 @@ typedef struct cpu_kernels {
     /* quantize n (multiple of 256) activations into n/256 q8_K blocks */
     void (*quant_q8k)(const float *x, cpu_q8k *q, int64_t n);
     cpu_mm_q8k_fn mm_q4_k;
+    /* weights repacked in groups of 8 rows (cpu_repack_x8, layouts below):
+     * y[j * ldy + 8g + r] = dot(row r of group g, activation row j) for
+     * g < ng, j < nx; w points at group 0, groups follow each other */
+    void (*mm_q4_0x8)(const void *w, int ng, int64_t K, const cpu_q8 *x, const int32_t *xs,
+                      size_t ldx, int nx, float *y, size_t ldy);
+    void (*mm_q4_kx8)(const void *w, int ng, int64_t K, const cpu_q8k *x, size_t ldx, int nx,
+                      float *y, size_t ldy);
+    void (*mm_q8_0x8)(const void *w, int ng, int64_t K, const cpu_q8 *x, size_t ldx, int nx,
+                      float *y, size_t ldy);
     /* gemm_f32 that adds into y instead of storing (K-blocked GEMM) */
     void (*gemm_f32_acc)(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
                          int64_t K, float *y, size_t ldy);
+    /* prefill GEMM of F32/F16/BF16 weights on packed activations (see
+     * "Prefill GEMM" below) */
+    void (*gemm_packed)(int wtype, const void *w, size_t ldw, int nw, const float *xp, int nx,
+                        int64_t K, float *y, size_t ldy, float *wp);
+    /* decode GEMV of F32/F16/BF16 weights (rows as for gemm_packed), a few
+     * tokens: y[j * ldy + i] = dot(weight row i, x + j * ldx), i < nw, j < nx */
+    void (*gemv)(int wtype, const void *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                 int64_t K, float *y, size_t ldy);
 } cpu_kernels;
+
+/* Repacked weights (llama.cpp's idea of 8-row interleaving, own layouts):
+ * rows 8g .. 8g+7 form group g; the groups' blocks follow each other.
+ *  Q4_0x8, per block of 32 values (144 bytes): f16 d[8] | qs[128] where
+ *    byte 4r+i of chunk c (32 bytes, c < 4) is byte 4c+i of row r's qs (low
+ *    nibble: value 4c+i, high nibble: value 16+4c+i).  x = d * (q - 8).
+ *  Q4_Kx8, per super-block of 256 (1184 bytes): f16 d[8] | f16 dmin[8] |
+ *    u8 sc[8 sub-blocks][8 rows] | u8 mn[4 pairs][8 rows][2] (mins of
+ *    sub-blocks 2p, 2p+1) | qs[1024] where byte 4r+i of chunk c (c < 32) is
+ *    byte 4c+i of row r's qs (low nibble: sub-block 2(c/8), high: 2(c/8)+1,
+ *    value 4(c%8)+i of each).
+ *  Q8_0x8, per block of 32 (272 bytes): f16 d[8] | qs[256] where byte 4r+i
+ *    of chunk c (c < 8) is value 4c+i of row r.
+ * mm_q4_0x8 also takes xs[j * ldx + b] = sum of x[j * ldx + b].qs. */
+enum { CPU_X8_Q4_0, CPU_X8_Q4_K, CPU_X8_Q8_0 };
+extern const size_t cpu_x8_block_bytes[3];    /* one block of 8 rows */
+extern const int64_t cpu_x8_block_values[3];  /* values per row in a block */
+/* Repack groups [g0, g1) of the GGML rows at src (row stride ldw bytes, K
+ * values per row) into dst (the whole repacked tensor). */
+void cpu_repack_x8(int fmt, const void *src, size_t ldw, int64_t K, int64_t g0, int64_t g1,
+                   void *dst);
+/* xs for mm_q4_0x8: the sums of the quantized values of n blocks */
+void cpu_q8_sums(const cpu_q8 *x, int32_t *xs, int64_t n);
 
 extern const cpu_kernels cpu_kernels_c;
 extern const cpu_kernels cpu_kernels_avx2;  /* NULL members: use the C one */
+
+/* Prefill GEMM (kernels/gemm-*.c): y[j * ldy + i] = dot(weight row i, x row
+ * j) for i < nw <= CPU_GEMM_NC, j < nx.  Weight row i (K values of type
+ * wtype) starts at (const char *)w + i * ldw; wp is scratch of
+ * CPU_GEMM_WP_FLOATS floats (64-byte aligned).  The activations are packed
+ * by cpu_gemm_pack_x: K in slices of CPU_GEMM_KC (the last may be shorter),
+ * rows in groups of CPU_GEMM_MR (padded with zeros); slice k0 (kc values)
+ * starts at xp + k0 * cpu_gemm_rows_padded(nx), group g of it at
+ * + g * kc * CPU_GEMM_MR, and holds x[g*MR + r][k0 + k] at k * MR + r. */
+enum { CPU_GEMM_F32, CPU_GEMM_F16, CPU_GEMM_BF16 };
+#define CPU_GEMM_MR 6
+#define CPU_GEMM_NR 16
+#define CPU_GEMM_KC 256
+#define CPU_GEMM_NC 64
+#define CPU_GEMM_WP_FLOATS (CPU_GEMM_NC * CPU_GEMM_KC)
+static inline int64_t cpu_gemm_rows_padded(int64_t nx)
+{
+    return (nx + CPU_GEMM_MR - 1) / CPU_GEMM_MR * CPU_GEMM_MR;
+}
+/* pack groups [g0, g1) of the nx rows of x (row stride ldx floats) */
+void cpu_gemm_pack_x(const float *x, size_t ldx, int nx, int64_t K, int g0, int g1, float *xp);
+void cpu_gemm_packed_c(int wtype, const void *w, size_t ldw, int nw, const float *xp, int nx,
+                       int64_t K, float *y, size_t ldy, float *wp);
+void cpu_gemv_c(int wtype, const void *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                int64_t K, float *y, size_t ldy);
+#if defined(__x86_64__) || defined(__i386__)
+void cpu_gemv_avx2(int wtype, const void *w, size_t ldw, int nw, const float *x, size_t ldx,
+                   int nx, int64_t K, float *y, size_t ldy);
+void cpu_gemm_packed_avx2(int wtype, const void *w, size_t ldw, int nw, const float *xp, int nx,
+                          int64_t K, float *y, size_t ldy, float *wp);
+#endif
 
 /* What this CPU and OS support (CPUID + XGETBV). */
 typedef struct cpu_features {
