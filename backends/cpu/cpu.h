@@ -51,6 +51,36 @@ static inline void *cpu_row(const tsr_tensor *t, int64_t i1, int64_t i2, int64_t
     return (char *)t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3];
 }
 
+/* MUL_MAT operands: bias element n (F32/F16/BF16; 0 without a bias), and
+ * row m of x or of the output y with the dims above ne[0] flattened. */
+static inline float cpu_bias_at(const tsr_tensor *b, int64_t n)
+{
+    if (!b)
+        return 0.0f;
+    const char *p = (const char *)b->data + n * b->nb[0];
+    if (b->dtype == TSR_DTYPE_F32)
+        return *(const float *)p;
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return b->dtype == TSR_DTYPE_BF16 ? cpu_bf16_to_f32(h) : cpu_f16_to_f32(h);
+}
+
+static inline const float *cpu_x_row(const tsr_tensor *x, int64_t m)
+{
+    return cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
+}
+
+static inline float *cpu_y_row(const tsr_tensor *t, int64_t m)
+{
+    return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
+}
+
+/* rows of x (and y) evenly spaced in memory */
+static inline int cpu_uniform_rows(const tsr_tensor *x)
+{
+    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
+}
+
 /* Kernels (reference C). Each returns 0 on success. */
 int cpu_op_get_rows(cpu_ctx *c, tsr_tensor *node);
 int cpu_op_norm(cpu_ctx *c, tsr_tensor *node);

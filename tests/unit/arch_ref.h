@@ -5,7 +5,7 @@
  *   - logits within ARCH_REF_TOL absolute at every prompt position (or the
  *     first max_pos positions),
  *   - the greedy tokens exactly (if asked).
- * Shared by test_gguf_archs (llama.cpp's GGUFs of the fixtures) and
+ * Shared by test_archs (the fixture folders), test_gguf_archs (llama.cpp's GGUFs of the fixtures) and
  * test_convert (tessera's GGUFs of the fixtures, and the folders tessera
  * writes back from llama.cpp's GGUFs). */
 #ifndef TESSERA_TEST_ARCH_REF_H
@@ -46,8 +46,9 @@ static const arch_case arch_ref_cases[] = {
 
 /* Load `model_path`, compare with fixtures/tiny-<ac->name>/reference.json.
  * With `keep`, the loaded model and its config are handed to the caller
- * (to destroy, model first); otherwise both are destroyed here. */
-static inline void arch_ref_check(const char *model_path, const arch_case *ac, tsr_model **keep,
+ * (to destroy, model first); otherwise both are destroyed here.  Returns 1
+ * if the model loaded.  Shared with test_archs (the folders themselves). */
+static inline int arch_ref_check(const char *model_path, const arch_case *ac, tsr_model **keep,
                                   tsr_config **keep_cfg)
 {
     char path[512];
@@ -60,7 +61,8 @@ static inline void arch_ref_check(const char *model_path, const arch_case *ac, t
     json_t *ref = json_load_file(path, 0, &err);
     CHECK_MSG(ref != NULL, "%s: %s", path, err.text);
     if (!ref)
-        return;
+        return 0;
+    CHECK_MSG(json_array_size(json_object_get(ref, "cases")) >= 2, "%s: no cases", path);
     tsr_config *cfg = NULL;
     CHECK(tsr_config_create(&cfg) == TSR_OK);
     CHECK(tsr_config_set(cfg, "generation.max_new_tokens", "16") == TSR_OK);
@@ -77,7 +79,7 @@ static inline void arch_ref_check(const char *model_path, const arch_case *ac, t
     if (st) {
         tsr_config_destroy(cfg);
         json_decref(ref);
-        return;
+        return 0;
     }
     size_t ci;
     json_t *c;
@@ -129,10 +131,11 @@ static inline void arch_ref_check(const char *model_path, const arch_case *ac, t
     if (keep && keep_cfg) {
         *keep = m;
         *keep_cfg = cfg;
-        return;
+        return 1;
     }
     tsr_model_destroy(m);
     tsr_config_destroy(cfg);
+    return 1;
 }
 
 #endif /* TESSERA_TEST_ARCH_REF_H */

@@ -202,34 +202,6 @@ typedef struct mm_job {
     volatile int failed;
 } mm_job;
 
-static float bias_at(const tsr_tensor *b, int64_t n)
-{
-    if (!b)
-        return 0.0f;
-    const char *p = (const char *)b->data + n * b->nb[0];
-    if (b->dtype == TSR_DTYPE_F32)
-        return *(const float *)p;
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return b->dtype == TSR_DTYPE_BF16 ? cpu_bf16_to_f32(h) : cpu_f16_to_f32(h);
-}
-
-static const float *x_row(const tsr_tensor *x, int64_t m)
-{
-    return cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
-}
-
-static float *y_row(const tsr_tensor *t, int64_t m)
-{
-    return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
-}
-
-/* rows of x (and y) evenly spaced in memory */
-static int uniform_rows(const tsr_tensor *x)
-{
-    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
-}
-
 static void quant_task(void *ctx, int ith, int nth)
 {
     mm_job *j = ctx;
@@ -237,9 +209,9 @@ static void quant_task(void *ctx, int ith, int nth)
     cpu_split(j->M, ith, nth, &b, &e);
     for (int64_t m = b; m < e; m++) {
         if (j->xqk)
-            j->c->k.quant_q8k(x_row(j->t->src[1], m), j->xqk + m * (j->K / CPU_QKK), j->K);
+            j->c->k.quant_q8k(cpu_x_row(j->t->src[1], m), j->xqk + m * (j->K / CPU_QKK), j->K);
         else
-            j->c->k.quant_q8(x_row(j->t->src[1], m), j->xq + m * (j->K / CPU_QK), j->K);
+            j->c->k.quant_q8(cpu_x_row(j->t->src[1], m), j->xq + m * (j->K / CPU_QK), j->K);
         if (j->xs)
             cpu_q8_sums(j->xq + m * (j->K / CPU_QK), j->xs + m * (j->K / CPU_QK), j->K / CPU_QK);
     }
@@ -259,11 +231,11 @@ static void x8_task(mm_job *j, int ith, int nth)
         return;
     int64_t nbk = K / cpu_x8_block_values[j->fmt];
     const uint8_t *wg = (const uint8_t *)j->wp + (size_t)(g0 * nbk) * cpu_x8_block_bytes[j->fmt];
-    int ng = (int)(g1 - g0), uni = uniform_rows(t);
+    int ng = (int)(g1 - g0), uni = cpu_uniform_rows(t);
     size_t ldy = t->nb[1] / sizeof(float);
     for (int64_t m0 = 0; m0 < M; m0 += uni ? X8_MC : 1) {
         int nx = uni ? (int)(m0 + X8_MC < M ? X8_MC : M - m0) : 1;
-        float *y = y_row(t, m0) + 8 * g0;
+        float *y = cpu_y_row(t, m0) + 8 * g0;
         if (j->fmt == CPU_X8_Q4_K)
             k->mm_q4_kx8(wg, ng, K, j->xqk + m0 * nbk, (size_t)nbk, nx, y, ldy);
         else if (j->fmt == CPU_X8_Q4_0)
@@ -274,7 +246,7 @@ static void x8_task(mm_job *j, int ith, int nth)
     if (bias)
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 8 * g0; n < 8 * g1; n++)
-                y_row(t, m)[n] += bias_at(bias, n);
+                cpu_y_row(t, m)[n] += cpu_bias_at(bias, n);
 }
 
 /* MM_GEMM: pack x (kernels.h "Prefill GEMM"), groups of rows split across
@@ -298,7 +270,7 @@ static void xpack_task(void *ctx, int ith, int nth)
     const tsr_tensor *x = j->t->src[1];
     int64_t g0, g1;
     cpu_split(cpu_gemm_rows_padded(j->M) / CPU_GEMM_MR, ith, nth, &g0, &g1);
-    cpu_gemm_pack_x(x_row(x, 0), x->nb[1] / sizeof(float), (int)j->M, j->K, (int)g0, (int)g1,
+    cpu_gemm_pack_x(cpu_x_row(x, 0), x->nb[1] / sizeof(float), (int)j->M, j->K, (int)g0, (int)g1,
                     gemm_xp(j, nth));
 }
 
@@ -321,22 +293,22 @@ static void mm_task(void *ctx, int ith, int nth)
         int64_t nbk = K / CPU_QK;
         for (int64_t n = n0; n < n1; n++) {
             const void *wr = cpu_row(w, n, 0, 0);
-            float bv = bias_at(bias, n);
+            float bv = cpu_bias_at(bias, n);
             for (int64_t m = 0; m < M; m++)
-                y_row(t, m)[n] = dot(wr, j->xq + m * nbk, K) + bv;
+                cpu_y_row(t, m)[n] = dot(wr, j->xq + m * nbk, K) + bv;
         }
     } else if (j->mode == MM_QUANT) {
         /* blocks of 16 weight rows (in L1) against every token; decode
          * (M = 1) runs 4 rows per pass sharing each activation block */
         int64_t nbk = w->dtype == TSR_DTYPE_Q4_K ? K / CPU_QKK : K / CPU_QK;
-        int uni = uniform_rows(t);
+        int uni = cpu_uniform_rows(t);
         size_t ldy = t->nb[1] / sizeof(float);
         for (int64_t nb = n0; nb < n1; nb += 16) {
             int nw = (int)(nb + 16 < n1 ? 16 : n1 - nb);
             const void *wr = cpu_row(w, nb, 0, 0);
             for (int64_t m = 0; m < M; m += uni ? M : 1) {
                 int nx = uni ? (int)M : 1;
-                float *yr = y_row(t, m) + nb;
+                float *yr = cpu_y_row(t, m) + nb;
                 if (w->dtype == TSR_DTYPE_Q4_K)
                     k->mm_q4_k(wr, w->nb[1], nw, j->xqk + m * nbk, (size_t)nbk, nx, K, yr, ldy);
                 else
@@ -346,7 +318,7 @@ static void mm_task(void *ctx, int ith, int nth)
             if (bias)
                 for (int64_t m = 0; m < M; m++)
                     for (int i = 0; i < nw; i++)
-                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
+                        cpu_y_row(t, m)[nb + i] += cpu_bias_at(bias, nb + i);
         }
     } else if (j->mode == MM_GEMV) {
         /* decode: k->gemv runs 4 weight rows per pass against all the
@@ -366,17 +338,17 @@ static void mm_task(void *ctx, int ith, int nth)
                 break;
             int nw = (int)(nb + blk < ne ? blk : ne - nb);
             if (j->scratch)
-                k->gemv(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, x_row(x, 0),
-                        x->nb[1] / sizeof(float), (int)M, K, y_row(t, 0) + nb,
+                k->gemv(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, cpu_x_row(x, 0),
+                        x->nb[1] / sizeof(float), (int)M, K, cpu_y_row(t, 0) + nb,
                         t->nb[1] / sizeof(float));
             else
                 for (int64_t m = 0; m < M; m++)
-                    k->gemv(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, x_row(x, m), 0, 1, K,
-                            y_row(t, m) + nb, 0);
+                    k->gemv(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, cpu_x_row(x, m), 0, 1, K,
+                            cpu_y_row(t, m) + nb, 0);
             if (bias)
                 for (int64_t m = 0; m < M; m++)
                     for (int64_t n = nb; n < nb + nw; n++)
-                        y_row(t, m)[n] += bias_at(bias, n);
+                        cpu_y_row(t, m)[n] += cpu_bias_at(bias, n);
         }
     } else if (j->mode == MM_GEMM) {
         /* kernels.h "Prefill GEMM" on x packed by xpack_task; the threads
@@ -394,12 +366,12 @@ static void mm_task(void *ctx, int ith, int nth)
             if (nb >= j->N)
                 break;
             int nw = (int)(nb + CPU_GEMM_NC < j->N ? CPU_GEMM_NC : j->N - nb);
-            k->gemm_packed(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, xp, (int)M, K, y_row(t, 0) + nb,
+            k->gemm_packed(wt, cpu_row(w, nb, 0, 0), w->nb[1], nw, xp, (int)M, K, cpu_y_row(t, 0) + nb,
                            ldy, wp);
             if (bias)
                 for (int64_t m = 0; m < M; m++)
                     for (int i = 0; i < nw; i++)
-                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
+                        cpu_y_row(t, m)[nb + i] += cpu_bias_at(bias, nb + i);
         }
     } else {
         float *wrow = j->scratch + (size_t)ith * (size_t)K;
@@ -408,9 +380,9 @@ static void mm_task(void *ctx, int ith, int nth)
                 j->failed = 1;
                 return;
             }
-            float bv = bias_at(bias, n);
+            float bv = cpu_bias_at(bias, n);
             for (int64_t m = 0; m < M; m++)
-                y_row(t, m)[n] = k->dot_f32(wrow, x_row(x, m), K) + bv;
+                cpu_y_row(t, m)[n] = k->dot_f32(wrow, cpu_x_row(x, m), K) + bv;
         }
     }
 }
@@ -454,7 +426,7 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
         j.mode = MM_QUANT;
     else if (dt == TSR_DTYPE_Q4_K && j.K % 256 == 0)
         j.mode = MM_QUANT;
-    else if (is_float && (j.M < 4 || !uniform_rows(x) || !uniform_rows(t)))
+    else if (is_float && (j.M < 4 || !cpu_uniform_rows(x) || !cpu_uniform_rows(t)))
         j.mode = MM_GEMV;
     else if (is_float)
         j.mode = MM_GEMM;
@@ -464,7 +436,7 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
         if (!j.xq)
             return 1;
         for (int64_t m = 0; m < j.M; m++) /* small: no thread hand-off */
-            c->k.quant_q8(x_row(x, m), j.xq + m * (j.K / CPU_QK), j.K);
+            c->k.quant_q8(cpu_x_row(x, m), j.xq + m * (j.K / CPU_QK), j.K);
     } else if (j.mode == MM_QUANT) {
         if (dt == TSR_DTYPE_Q4_K) {
             j.xqk = cpu_scratch(c, 1, (size_t)j.M * (size_t)(j.K / CPU_QKK) * sizeof(cpu_q8k));
@@ -476,7 +448,7 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
                 return 1;
         }
         cpu_pool_run(c->pool, quant_task, &j);
-    } else if (j.mode == MM_GEMV && uniform_rows(x) && uniform_rows(t)) {
+    } else if (j.mode == MM_GEMV && cpu_uniform_rows(x) && cpu_uniform_rows(t)) {
         /* only the block counter (grow-only: nothing allocated per step) */
         if (GEMM_HDR > c->scratch_per_thread) {
             free(c->scratch);

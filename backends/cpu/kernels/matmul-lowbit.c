@@ -44,33 +44,6 @@ typedef struct lb_job {
     int64_t K, N, M;
 } lb_job;
 
-static float bias_at(const tsr_tensor *b, int64_t n)
-{
-    if (!b)
-        return 0.0f;
-    const char *p = (const char *)b->data + n * b->nb[0];
-    if (b->dtype == TSR_DTYPE_F32)
-        return *(const float *)p;
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return b->dtype == TSR_DTYPE_BF16 ? cpu_bf16_to_f32(h) : cpu_f16_to_f32(h);
-}
-
-static const float *x_row(const tsr_tensor *x, int64_t m)
-{
-    return cpu_row(x, m % x->ne[1], m / x->ne[1], 0);
-}
-
-static float *y_row(const tsr_tensor *t, int64_t m)
-{
-    return cpu_row(t, m % t->ne[1], m / t->ne[1], 0);
-}
-
-static int uniform_rows(const tsr_tensor *x)
-{
-    return x->ne[2] == 1 || x->nb[2] == x->nb[1] * (size_t)x->ne[1];
-}
-
 /* code k of row q: `bits` bits from bit k*bits, little-endian */
 static uint32_t code_at(const uint8_t *q, uint32_t bits, int64_t k)
 {
@@ -161,15 +134,15 @@ static void decode_task(void *ctx, int ith, int nth)
     cpu_split(j->N, ith, nth, &n0, &n1);
     size_t ldx = x->nb[1] / sizeof(float);
     for (int64_t n = n0; n < n1; n++) {
-        float out[CPU_LOWBIT_MAX_NX], bv = bias_at(bias, n);
+        float out[CPU_LOWBIT_MAX_NX], bv = cpu_bias_at(bias, n);
         if (j->uniform) {
-            row_dot(j, n, x_row(x, 0), ldx, (int)j->M, out);
+            row_dot(j, n, cpu_x_row(x, 0), ldx, (int)j->M, out);
             for (int64_t m = 0; m < j->M; m++)
-                y_row(t, m)[n] = out[m] + bv;
+                cpu_y_row(t, m)[n] = out[m] + bv;
         } else {
             for (int64_t m = 0; m < j->M; m++) {
-                row_dot(j, n, x_row(x, m), ldx, 1, out);
-                y_row(t, m)[n] = out[0] + bv;
+                row_dot(j, n, cpu_x_row(x, m), ldx, 1, out);
+                cpu_y_row(t, m)[n] = out[0] + bv;
             }
         }
     }
@@ -201,17 +174,17 @@ static void prefill_task(void *ctx, int ith, int nth)
                 if (j->uniform) {
                     for (int64_t m0 = mc; m0 < me; m0 += LB_MX) {
                         int nx = (int)(m0 + LB_MX < me ? LB_MX : me - m0);
-                        gemm(buf, LB_KC, nw, x_row(x, m0) + k0, ldx, nx, kc, y_row(t, m0) + nb, ldy);
+                        gemm(buf, LB_KC, nw, cpu_x_row(x, m0) + k0, ldx, nx, kc, cpu_y_row(t, m0) + nb, ldy);
                     }
                 } else {
                     for (int64_t m = mc; m < me; m++)
-                        gemm(buf, LB_KC, nw, x_row(x, m) + k0, ldx, 1, kc, y_row(t, m) + nb, ldy);
+                        gemm(buf, LB_KC, nw, cpu_x_row(x, m) + k0, ldx, 1, kc, cpu_y_row(t, m) + nb, ldy);
                 }
             }
             if (bias)
                 for (int64_t m = mc; m < me; m++)
                     for (int i = 0; i < nw; i++)
-                        y_row(t, m)[nb + i] += bias_at(bias, nb + i);
+                        cpu_y_row(t, m)[nb + i] += cpu_bias_at(bias, nb + i);
         }
     }
 }
@@ -244,7 +217,7 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
     } else {
         return -1;
     }
-    j.uniform = uniform_rows(x) && uniform_rows(t);
+    j.uniform = cpu_uniform_rows(x) && cpu_uniform_rows(t);
     cpu_pool_run(c->pool, j.M < 4 ? decode_task : prefill_task, &j);
     return 0;
 }
