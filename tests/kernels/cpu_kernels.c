@@ -458,6 +458,84 @@ static void compare_gemm_shapes(const char *isa, const cpu_kernels *k)
         compare_gemv(isa, k, gv[s][0], gv[s][1], gv[s][2]);
 }
 
+/* The attention tile kernel against attention written out in double
+ * precision (an independent reference, eager attention's definition):
+ * several head sizes (36 runs the C fallback in the AVX2 table), up to
+ * CPU_ATT_MAXR rows with their own causal ranges, sliding-window starts,
+ * rows without keys, soft-capping, strided K/V rows and scores large
+ * enough that most exponentials underflow. */
+static void compare_attend(const char *isa, const cpu_kernels *k)
+{
+    static const int cases[][5] = {/* hd, R, nkeys, cap, big */
+                                   {64, 16, 200, 0, 0}, {64, 8, 1, 0, 0},   {128, 5, 77, 0, 0},
+                                   {96, 3, 33, 1, 0},   {80, 16, 64, 0, 1}, {40, 7, 19, 0, 0}, {36, 4, 10, 1, 0},
+                                   {8, 1, 9, 0, 0},     {64, 13, 300, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t hd = cases[c][0], nk = cases[c][2];
+        int R = cases[c][1];
+        size_t ld = (size_t)hd * 3; /* three KV heads interleaved, as in the cache */
+        float *kv = malloc(sizeof(float) * ld * (size_t)nk * 2);
+        float *q = malloc(sizeof(float) * (size_t)hd * (size_t)R);
+        float *out = malloc(sizeof(float) * (size_t)hd * (size_t)R);
+        float *work = aligned_alloc(32, (cpu_att_work_floats(R, hd, nk) * sizeof(float) + 31) / 32 * 32);
+        for (size_t i = 0; i < ld * (size_t)nk * 2; i++)
+            kv[i] = frand();
+        for (int64_t i = 0; i < hd * R; i++)
+            q[i] = frand() * (cases[c][4] ? 20.0f : 1.0f);
+        cpu_att a;
+        a.R = R;
+        a.hd = hd;
+        a.scale = 1.0f / sqrtf((float)hd);
+        a.cap = cases[c][3] ? 2.5f : 0.0f;
+        a.k = kv + hd;              /* the middle head */
+        a.v = kv + ld * (size_t)nk + hd;
+        a.ldk = a.ldv = ld;
+        a.work = work;
+        for (int r = 0; r < R; r++) {
+            a.q[r] = q + r * hd;
+            a.out[r] = out + r * hd;
+            a.hi[r] = nk - 1 - (r * 7) % (nk < 5 ? 1 : 5);
+            a.lo[r] = r % 4 == 3 ? a.hi[r] / 2 : 0;  /* a sliding window */
+            if (r == 2 && R > 4)
+                a.lo[r] = a.hi[r] + 1;                 /* no keys */
+        }
+        k->attend(&a);
+        int bad = 0;
+        double worst = 0;
+        for (int r = 0; r < R; r++) {
+            double ref[128] = {0}, wsum = 0, mx = -1e300;
+            double *sc = malloc(sizeof(double) * (size_t)nk);
+            for (int64_t j = a.lo[r]; j <= a.hi[r]; j++) {
+                double d = 0;
+                for (int64_t i = 0; i < hd; i++)
+                    d += (double)a.q[r][i] * a.k[(size_t)j * ld + (size_t)i];
+                d *= a.scale;
+                if (a.cap > 0)
+                    d = a.cap * tanh(d / a.cap);
+                sc[j] = d;
+                mx = d > mx ? d : mx;
+            }
+            for (int64_t j = a.lo[r]; j <= a.hi[r]; j++)
+                wsum += sc[j] = exp(sc[j] - mx);
+            for (int64_t j = a.lo[r]; j <= a.hi[r]; j++)
+                for (int64_t i = 0; i < hd; i++)
+                    ref[i] += sc[j] / wsum * a.v[(size_t)j * ld + (size_t)i];
+            free(sc);
+            for (int64_t i = 0; i < hd; i++) {
+                double e = fabs(ref[i] - a.out[r][i]);
+                worst = e > worst ? e : worst;
+                bad += e > 2e-5 + 2e-5 * fabs(ref[i]);
+            }
+        }
+        CHECK_MSG(bad == 0, "%s attend hd %lld R %d keys %lld: %d values off (max error %.3g)", isa,
+                  (long long)hd, R, (long long)nk, bad, worst);
+        free(kv);
+        free(q);
+        free(out);
+        free(work);
+    }
+}
+
 int main(void)
 {
     cpu_features f;
@@ -485,6 +563,7 @@ int main(void)
         for (size_t s = 0; s < sizeof x8 / sizeof x8[0]; s++)
             compare_x8(isas[i], &k, x8[s][0], x8[s][1], x8[s][2]);
         compare_gemm_shapes(isas[i], &k);
+        compare_attend(isas[i], &k);
     }
     cpu_kernels sel;
     cpu_kernels_select(&sel);

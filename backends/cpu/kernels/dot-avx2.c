@@ -151,8 +151,8 @@ static inline void gemm_f32_impl(const float *w, size_t ldw, int nw, const float
         }
 }
 
-static void gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
-                          int64_t K, float *y, size_t ldy)
+void cpu_gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                       int64_t K, float *y, size_t ldy)
 {
     gemm_f32_impl(w, ldw, nw, x, ldx, nx, K, y, ldy, 0);
 }
@@ -702,7 +702,7 @@ const cpu_kernels cpu_kernels_avx2 = {
     .dot_bf16 = dot_bf16_avx2,
     .f16_to_f32 = f16_to_f32_avx2,
     .bf16_to_f32 = bf16_to_f32_avx2,
-    .gemm_f32 = gemm_f32_avx2,
+    .gemm_f32 = cpu_gemm_f32_avx2,
     .quant_q8 = quant_q8_avx2,
     .dot_q8_0 = dot_q8_0_avx2,
     .dot_q4_0 = dot_q4_0_avx2,
@@ -717,4 +717,5 @@ const cpu_kernels cpu_kernels_avx2 = {
     .gemm_f32_acc = gemm_f32_acc_avx2,
     .gemm_packed = cpu_gemm_packed_avx2, /* kernels/gemm-avx2.c */
     .gemv = cpu_gemv_avx2,
+    .attend = cpu_attend_avx2,           /* kernels/attend-avx2.c */
 };

@@ -356,4 +356,5 @@ const cpu_kernels cpu_kernels_c = {
     .gemm_f32_acc = gemm_f32_acc_c,
     .gemm_packed = cpu_gemm_packed_c, /* kernels/gemm-c.c */
     .gemv = cpu_gemv_c,
+    .attend = cpu_attend_c,        /* kernels/attend-c.c */
 };

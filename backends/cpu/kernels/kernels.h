@@ -36,6 +36,30 @@ typedef void (*cpu_mm_q8_fn)(const void *w, size_t ldw, int nw, const cpu_q8 *x,
 typedef void (*cpu_mm_q8k_fn)(const void *w, size_t ldw, int nw, const cpu_q8k *x, size_t ldx,
                               int nx, int64_t K, float *y, size_t ldy);
 
+/* Attention of up to CPU_ATT_MAXR query rows that share one KV head
+ * (kernels/attend-*.c): row r (hd floats at q[r]) attends keys lo[r] ..
+ * hi[r] (inclusive; lo > hi: no keys, out row of zeros) of the rows
+ * k + i * ldk and v + i * ldv; out[r] = softmax(cap * tanh(q.k * scale /
+ * cap) or q.k * scale) . v.  work: cpu_att_work_floats(R, hd, nk) floats,
+ * 32-byte aligned, nk = max hi + 1 - min lo over the rows with keys. */
+#define CPU_ATT_MAXR 16
+typedef struct cpu_att {
+    int R;
+    int64_t hd;
+    float scale, cap;
+    const float *q[CPU_ATT_MAXR];
+    float *out[CPU_ATT_MAXR];
+    int64_t lo[CPU_ATT_MAXR], hi[CPU_ATT_MAXR];
+    const float *k, *v;
+    size_t ldk, ldv;
+    float *work;
+} cpu_att;
+static inline size_t cpu_att_work_floats(int R, int64_t hd, int64_t nk)
+{
+    return (size_t)R * ((size_t)hd + (((size_t)nk + 7) & ~(size_t)7)) + 16;
+}
+void cpu_attend_c(const cpu_att *a);
+
 typedef struct cpu_kernels {
     const char *isa;                 /* "c", "avx2" */
     /* dot products of one weight row with one f32 vector of n values */
@@ -80,6 +104,8 @@ typedef struct cpu_kernels {
      * tokens: y[j * ldy + i] = dot(weight row i, x + j * ldx), i < nw, j < nx */
     void (*gemv)(int wtype, const void *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
                  int64_t K, float *y, size_t ldy);
+    /* attention of one tile of query rows (cpu_att above) */
+    void (*attend)(const cpu_att *a);
 } cpu_kernels;
 
 /* Repacked weights (llama.cpp's idea of 8-row interleaving, own layouts):
@@ -135,6 +161,9 @@ void cpu_gemv_c(int wtype, const void *w, size_t ldw, int nw, const float *x, si
 #if defined(__x86_64__) || defined(__i386__)
 void cpu_gemv_avx2(int wtype, const void *w, size_t ldw, int nw, const float *x, size_t ldx,
                    int nx, int64_t K, float *y, size_t ldy);
+void cpu_gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
+                       int64_t K, float *y, size_t ldy);
+void cpu_attend_avx2(const cpu_att *a);
 void cpu_gemm_packed_avx2(int wtype, const void *w, size_t ldw, int nw, const float *xp, int nx,
                           int64_t K, float *y, size_t ldy, float *wp);
 #endif
