@@ -523,6 +523,9 @@ AI void q4_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, const int32_t
         __m256i s16[4];
         for (int t = 0; t < T; t++)
             s16[t] = _mm256_setzero_si256();
+        /* unrolled by 2 only: GCC unrolling the whole chunk loop spills
+         * the per-token sums (measured: 71 -> 85 GMAC/s one thread, T = 4) */
+#pragma GCC unroll 2
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * c));
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
@@ -556,6 +559,7 @@ AI void q8_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, size_t ldx, f
         __m256i s32[4];
         for (int t = 0; t < T; t++)
             s32[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int c = 0; c < 8; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * c));
             __m256i aq = _mm256_sign_epi8(q, q);
@@ -595,6 +599,7 @@ AI void q4_kx8_tile(const uint8_t *w, int64_t nb, const cpu_q8k *x, size_t ldx, 
             __m256i slo[4], shi[4];
             for (int t = 0; t < T; t++)
                 slo[t] = shi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 2
             for (int c = 0; c < 8; c++) {
                 __m256i q = _mm256_loadu_si256((const __m256i *)(w + 160 + 32 * (8 * p + c)));
                 __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
