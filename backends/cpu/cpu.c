@@ -118,6 +118,8 @@ static tsr_status cpu_create(const tsr_host *host, const tsr_backend_options *op
     const char *rh = getenv("TESSERA_CPU_REPACK_HEAP");
     c->repack_heap = rh && atoi(rh) > 0;
     c->repack = rp && *rp ? atoi(rp) : CPU_REPACK_DEFAULT;
+    const char *lb = getenv("TESSERA_CPU_LOWBIT");
+    c->no_lowbit = lb && *lb && atoi(lb) == 0;
     c->pool = cpu_pool_create(n);
     if (!c->pool) {
         free(c);

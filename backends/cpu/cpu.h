@@ -36,6 +36,8 @@ typedef struct cpu_ctx {
     int repack_heap;          /* TESSERA_CPU_REPACK_HEAP=1: also weights outside file mappings */
     int repack;               /* which CPU_X8_* formats to repack (bit 1 << fmt);
                                  TESSERA_CPU_REPACK=mask overrides, 0 = none */
+    int no_lowbit;            /* TESSERA_CPU_LOWBIT=0: INT_GROUP / CODEBOOK4 take
+                                 the dequantize_row path, not matmul-lowbit.c */
 } cpu_ctx;
 
 /* Free the repacked weights (kernels/matmul-c.c). */

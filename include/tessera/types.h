@@ -22,7 +22,7 @@ extern "C" {
 #define TSR_VERSION_STRING "0.1.0"
 
 #define TSR_ABI_MAJOR 1
-#define TSR_ABI_MINOR 1
+#define TSR_ABI_MINOR 2
 
 /* Symbol visibility.  libtessera is built with -fvisibility=hidden and
  * exports only what is marked TSR_API. */

@@ -16,6 +16,8 @@
  *     <m>.weight.quant_state.bitsandbytes__nf4|fp4 (U8: JSON text with
  *     quant_type, blocksize, dtype, shape, nested_blocksize, nested_dtype,
  *     nested_offset).
+ *     bnb_4bit_compute_dtype float16/bfloat16 goes into the format's
+ *     compute_dtype: the backend computes as Linear4bit does (formats.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -241,12 +243,27 @@ static void expand_absmax(bnb_weight *w)
     }
 }
 
-static void finish_codebook(bnb_weight *w, tsr_tensor *out, const float code[16])
+/* bnb_4bit_compute_dtype -> the format's compute_dtype: Linear4bit.forward
+ * casts the float32 input and the bias to it, bitsandbytes' CPU gemm_4bit
+ * dequantizes the weight to it (float32 code * absmax, rounded) and
+ * F.linear sums in float32 and rounds once; the output goes back to
+ * float32.  The backend reproduces that (tessera/plugin/formats.h). */
+static uint32_t compute_dtype_of(const bnb_state *s)
+{
+    if (!strcmp(s->compute_dtype, "float16"))
+        return TSR_DTYPE_F16;
+    if (!strcmp(s->compute_dtype, "bfloat16"))
+        return TSR_DTYPE_BF16;
+    return TSR_DTYPE_F32;
+}
+
+static void finish_codebook(const bnb_state *s, bnb_weight *w, tsr_tensor *out, const float code[16])
 {
     w->fmt.cb.struct_size = sizeof w->fmt.cb;
     w->fmt.cb.block_size = w->blocksize;
     memcpy(w->fmt.cb.code, code, sizeof w->fmt.cb.code);
     w->fmt.cb.absmax = w->absmax;
+    w->fmt.cb.compute_dtype = compute_dtype_of(s);
     out->dtype = TSR_DTYPE_CODEBOOK4;
     out->data = w->data;
     out->format_data = w;
@@ -352,7 +369,7 @@ static tsr_status bnb_quantize_weight(void *state, const char *module, const flo
             if (!st) {
                 float code[16];
                 bnb_code4(s->quant_type, code);
-                finish_codebook(w, out, code);
+                finish_codebook(s, w, out, code);
             }
         }
     }
@@ -619,7 +636,7 @@ static tsr_status load4(bnb_state *s, ck_ref *r, int64_t K, int64_t N, tsr_tenso
     } else {
         memcpy(w->absmax, ta.data, (size_t)w->nb * sizeof(float));
     }
-    finish_codebook(w, out, tm.data);
+    finish_codebook(s, w, out, tm.data);
     return TSR_OK;
 fail:
     weight_free(w);

@@ -223,10 +223,33 @@ static void test_kernels(const cpu_lowbit_kernels *lk)
         }
 }
 
+/* v rounded to float16 / bfloat16 by the core's converters (cdt F32: v) */
+static float round16(uint32_t cdt, float v)
+{
+    if (cdt == TSR_DTYPE_F16)
+        return tsr__f16_to_f32(tsr__f32_to_f16(v));
+    return cdt == TSR_DTYPE_BF16 ? tsr__bf16_to_f32(tsr__f32_to_bf16(v)) : v;
+}
+
+/* one float16 / bfloat16 ulp at |v| (float16 subnormals: 2^-24) */
+static double ulp16(uint32_t cdt, double v)
+{
+    int e;
+    frexp(cdt == TSR_DTYPE_F16 && fabs(v) < 0x1p-14 ? 0x1p-14 : v, &e);
+    return ldexp(1.0, e - 1 - (cdt == TSR_DTYPE_F16 ? 10 : 7));
+}
+
 /* y = x W^T + b through cpu_op_mul_mat_lowbit; x has ne {K, ne1, ne2} with
- * `gap` floats between its rows' planes (non-uniform rows when gap > 0) */
-static void check_mul_mat(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
-                          int with_bias, const char *what)
+ * `gap` floats between its rows' planes (non-uniform rows when gap > 0).
+ * CODEBOOK4 with a 16-bit compute dtype cdt (tessera/plugin/formats.h;
+ * bitsandbytes' Linear4bit): want = round(sum round(x) round(w) +
+ * round(b)), the sum exact; the kernel sums in float32 in its own order,
+ * so it may round one ulp away, or where the sum cancels be off by the
+ * float32 summation bound: allowed ulp(want) + 2 K 2^-24 sum |x w|.
+ * ref_path: cpu_op_mul_mat with the native kernels off (TESSERA_CPU_LOWBIT=0),
+ * i.e. host->dequantize_row and a dot product. */
+static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
+                             int with_bias, uint32_t cdt, int ref_path, const char *what)
 {
     int64_t K = w->t.ne[0], N = w->t.ne[1], M = ne1 * ne2;
     size_t plane = (size_t)(ne1 * K + gap);
@@ -258,18 +281,37 @@ static void check_mul_mat(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2
     y.src[0] = (tsr_tensor *)&w->t;
     y.src[1] = &x;
     y.src[2] = with_bias ? &b : NULL;
-    int r = cpu_op_mul_mat_lowbit(c, &y);
+    tsr_fmt_codebook4 cb;
+    tsr_tensor wt = w->t;
+    if (cdt != TSR_DTYPE_F32) { /* the same weight asking for 16-bit compute */
+        cb = w->cb;
+        cb.compute_dtype = cdt;
+        wt.format_data = &cb;
+        y.src[0] = &wt;
+    }
+    c->no_lowbit = ref_path;
+    int r = ref_path ? cpu_op_mul_mat(c, &y) : cpu_op_mul_mat_lowbit(c, &y);
+    c->no_lowbit = 0;
     CHECK_MSG(r == 0, "%s %s: returned %d", c->k.isa, what, r);
     int bad = 0;
     for (int64_t m = 0; r == 0 && m < M; m++) {
         const float *xr = xd + (size_t)(m / ne1) * plane + (size_t)(m % ne1 * K);
         for (int64_t n = 0; n < N; n++) {
-            double want = with_bias ? bd[n] : 0.0, mag = fabs(want);
+            double want = with_bias ? round16(cdt, bd[n]) : 0.0, mag = fabs(want);
             for (int64_t k = 0; k < K; k++) {
-                want += (double)w->deq[n * K + k] * xr[k];
-                mag += fabs((double)w->deq[n * K + k] * xr[k]);
+                double p = (double)round16(cdt, w->deq[n * K + k]) * round16(cdt, xr[k]);
+                want += p;
+                mag += fabs(p);
             }
-            if (!close_to(yd[m * N + n], want, mag)) {
+            int ok;
+            if (cdt == TSR_DTYPE_F32) {
+                ok = close_to(yd[m * N + n], want, mag);
+            } else {
+                want = round16(cdt, (float)want); /* (float): below any 16-bit ulp */
+                ok = fabs(yd[m * N + n] - want) <= ulp16(cdt, want) + 2.0 * (double)K * 0x1p-24 * mag &&
+                     yd[m * N + n] == round16(cdt, yd[m * N + n]);
+            }
+            if (!ok) {
                 if (!bad)
                     fprintf(stderr, "  %s %s: y[%lld][%lld] = %.8g, want %.8g\n", c->k.isa, what,
                             (long long)m, (long long)n, yd[m * N + n], want);
@@ -281,6 +323,30 @@ static void check_mul_mat(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2
     free(xd);
     free(yd);
     free(bd);
+}
+
+static void check_mul_mat(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
+                          int with_bias, const char *what)
+{
+    check_mul_mat_cd(c, w, ne1, ne2, gap, with_bias, TSR_DTYPE_F32, 0, what);
+}
+
+/* CODEBOOK4 with compute_dtype float16 / bfloat16: decode, prefill, uneven
+ * rows, bias; native kernel and dequantize_row path */
+static void check_compute_dtypes(cpu_ctx *c, const qweight *w, const char *what)
+{
+    static const uint32_t cdts[] = {TSR_DTYPE_F16, TSR_DTYPE_BF16};
+    char buf[160];
+    for (int i = 0; i < 2; i++)
+        for (int ref = 0; ref < 2; ref++) {
+            snprintf(buf, sizeof buf, "%s, compute %s, %s", what, i ? "bfloat16" : "float16",
+                     ref ? "dequantize_row path" : "native");
+            check_mul_mat_cd(c, w, 1, 1, 0, 1, cdts[i], ref, buf);
+            check_mul_mat_cd(c, w, 3, 1, 0, 0, cdts[i], ref, buf);
+            check_mul_mat_cd(c, w, 17, 1, 0, 1, cdts[i], ref, buf);
+            check_mul_mat_cd(c, w, 1, 2, 5, 1, cdts[i], ref, buf); /* uneven rows: decode */
+            check_mul_mat_cd(c, w, 3, 2, 7, 1, cdts[i], ref, buf); /* uneven rows: prefill */
+        }
 }
 
 static void check_all_m(cpu_ctx *c, const qweight *w, const char *what)
@@ -323,15 +389,19 @@ static void test_mul_mat(cpu_ctx *c)
     free_qweight(&w);
     make_codebook4(&w, 576, 41, 64);
     check_all_m(c, &w, "codebook4 block 64");
+    check_compute_dtypes(c, &w, "codebook4 block 64");
     free_qweight(&w);
     make_codebook4(&w, 1096, 23, 64);
     check_all_m(c, &w, "codebook4 K 1096, blocks across rows");
+    check_compute_dtypes(c, &w, "codebook4 K 1096, blocks across rows");
     free_qweight(&w);
     make_codebook4(&w, 101, 13, 64);
     check_all_m(c, &w, "codebook4 odd K");
+    check_compute_dtypes(c, &w, "codebook4 odd K");
     free_qweight(&w);
     make_codebook4(&w, 120, 13, 20);
     check_all_m(c, &w, "codebook4 block 20");
+    check_compute_dtypes(c, &w, "codebook4 block 20");
     free_qweight(&w);
 }
 
@@ -354,8 +424,12 @@ int main(void)
         printf("checking %s\n", isas[i]);
         test_kernels(lk);
         c.pool = pool;
+        c.host = tsr__host(); /* the dequantize_row path */
         if (pool)
             test_mul_mat(&c);
+        free(c.buf[0]);
+        free(c.buf[1]);
+        free(c.scratch);
     }
     cpu_pool_destroy(pool);
     return tsr_test_report("cpu_lowbit_kernels");

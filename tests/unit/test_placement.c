@@ -5,8 +5,10 @@
  *   - fakedev's own checks fire on a host pointer (so silence means
  *     something) and its kernels give the hand-computed product;
  *   - stories260K through fakedev (auto, a mixed explicit map, and a
- *     max_memory that spills to cpu and disk): logits within 1e-5 of the
- *     cpu-only run and the same greedy tokens. */
+ *     max_memory that spills to cpu and disk): logits within 5e-5 of the
+ *     cpu-only run (float32 sums in other orders: the cpu backend's blocked
+ *     GEMM and attention tiles, fakedev's plain loops; logits reach ~15)
+ *     and the same greedy tokens. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,7 +167,7 @@ static void compare(const run *ref, const run *r, const char *what)
         if (d > worst)
             worst = d;
     }
-    CHECK_MSG(worst <= 1e-5f, "%s: logits differ from the cpu run by %g", what, worst);
+    CHECK_MSG(worst <= 5e-5f, "%s: logits differ from the cpu run by %g", what, worst);
     CHECK_MSG(memcmp(ref->tokens, r->tokens, sizeof r->tokens) == 0,
               "%s: greedy tokens differ from the cpu run", what);
 }

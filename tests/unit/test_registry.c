@@ -11,6 +11,11 @@
 #include "internal.h"
 #include "tsr_test.h"
 
+/* this tessera's plugin ABI, "1.N" */
+#define ABI_STR_(x) #x
+#define ABI_STR(x) ABI_STR_(x)
+#define ABI_NOW ABI_STR(TSR_ABI_MAJOR) "." ABI_STR(TSR_ABI_MINOR)
+
 static char abi_dir[1024];
 
 static tsr__manifest *by_file(tsr__registry *reg, const char *file)
@@ -96,10 +101,10 @@ static void test_failures_and_find(void)
 
     /* Every way to fail, each a sentence; then the good ones still load. */
     expect_load(reg, "major2.yaml", TSR_ERR_ABI,
-                "plugin 'abi-major2' was built for plugin ABI 2.0 but this tessera provides 1.1",
+                "plugin 'abi-major2' was built for plugin ABI 2.0 but this tessera provides " ABI_NOW,
                 "tessera-abi-major2.so");
     expect_load(reg, "minor99.yaml", TSR_ERR_ABI,
-                "plugin 'abi-minor99' was built for plugin ABI 1.99, newer than this tessera's 1.1",
+                "plugin 'abi-minor99' was built for plugin ABI 1.99, newer than this tessera's " ABI_NOW,
                 "tessera-abi-minor99.so");
     expect_load(reg, "probefail.yaml", TSR_ERR_DEVICE,
                 "plugin 'abi-probefail' cannot run here: the abi-test device is switched off",
@@ -145,7 +150,7 @@ static void test_failures_and_find(void)
     CHECK(d == NULL);
     CHECK(tsr__registry_find(reg, TSR_PLUGIN_BACKEND, "abi-major", &d) != TSR_OK);
     CHECK_CONTAINS(tsr_last_error(), "abi-major");
-    CHECK_CONTAINS(tsr_last_error(), "ABI 2.0 but this tessera provides 1.1");
+    CHECK_CONTAINS(tsr_last_error(), "ABI 2.0 but this tessera provides " ABI_NOW);
     CHECK(tsr__registry_find(reg, TSR_PLUGIN_QUANTIZER, "no-such-method", &d) == TSR_ERR_NOT_FOUND);
     CHECK_CONTAINS(tsr_last_error(), "no quantizer plugin provides quant_method 'no-such-method'");
     tsr__registry_destroy(reg);

@@ -10,8 +10,10 @@
  * blocks of rows dequantized to f32 for gemm_f32). */
 #ifndef TESSERA_CPU_LOWBIT_H
 #define TESSERA_CPU_LOWBIT_H
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Most activation rows one dot call takes. */
 #define CPU_LOWBIT_MAX_NX 4
@@ -40,6 +42,38 @@ typedef struct cpu_lowbit_kernels {
     void (*deq_codebook4)(const uint8_t *q, int64_t k0, int64_t n, int64_t f0, int64_t bs,
                           const float *code, const float *absmax, float *dst);
 } cpu_lowbit_kernels;
+
+/* bitsandbytes' 16-bit compute (tsr_fmt_codebook4.compute_dtype): v
+ * rounded to the nearest float16 (dt 1 = TSR_DTYPE_F16) or bfloat16 (dt 2 =
+ * TSR_DTYPE_BF16) value, ties to even, overflow to infinity, as torch's
+ * .to(); any other dt (0 = TSR_DTYPE_F32): v unchanged. */
+static inline float cpu_round_to(uint32_t dt, float v)
+{
+    uint32_t x;
+    memcpy(&x, &v, 4);
+    uint32_t ax = x & 0x7fffffffu;
+    if ((dt != 1 && dt != 2) || ax >= 0x7f800000u) /* f32, inf, nan */
+        return v;
+    if (dt == 2) {
+        x += 0x7fffu + ((x >> 16) & 1u);
+        x &= 0xffff0000u;
+    } else if (ax >= 0x477ff000u) { /* rounds to >= 65520: infinity */
+        x = (x & 0x80000000u) | 0x7f800000u;
+    } else if (ax < 0x38800000u) {  /* float16 subnormal: a multiple of 2^-24 */
+        return nearbyintf(v * 16777216.0f) * (1.0f / 16777216.0f);
+    } else {
+        x += 0xfffu + ((x >> 13) & 1u);
+        x &= ~0x1fffu;
+    }
+    memcpy(&v, &x, 4);
+    return v;
+}
+
+static inline void cpu_round_row(uint32_t dt, float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        v[i] = cpu_round_to(dt, v[i]);
+}
 
 extern const cpu_lowbit_kernels cpu_lowbit_c;
 #ifdef TESSERA_CPU_HAVE_AVX2

@@ -12,7 +12,9 @@
  *  - F32 / F16 / BF16, many rows (prefill): x is packed once per call and
  *    each thread runs the register-tiled gemm_packed over its panels of
  *    output features (kernels.h "Prefill GEMM", kernels/gemm-*.c);
- *  - any other format: host->dequantize_row and an f32 dot product. */
+ *  - any other format: host->dequantize_row and an f32 dot product (with
+ *    a CODEBOOK4 weight's 16-bit compute_dtype: x, the weight row and the
+ *    bias rounded to it, each output rounded once - tessera/plugin/formats.h). */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* madvise */
 #endif
@@ -25,6 +27,7 @@
 #include <sys/mman.h>
 #endif
 #include "../cpu.h"
+#include "lowbit.h"
 
 void *cpu_scratch(cpu_ctx *c, int slot, size_t bytes)
 {
@@ -200,6 +203,8 @@ typedef struct mm_job {
     float *scratch;           /* MM_GEMM / MM_DEQ, sized in cpu_op_mul_mat */
     int64_t rows_per_block;
     volatile int failed;
+    uint32_t cdt;             /* MM_DEQ, CODEBOOK4: compute dtype (F32: none) */
+    const float *xr;          /* cdt F16/BF16: x rounded, M rows of K */
 } mm_job;
 
 static void quant_task(void *ctx, int ith, int nth)
@@ -380,9 +385,13 @@ static void mm_task(void *ctx, int ith, int nth)
                 j->failed = 1;
                 return;
             }
-            float bv = cpu_bias_at(bias, n);
-            for (int64_t m = 0; m < M; m++)
-                cpu_y_row(t, m)[n] = k->dot_f32(wrow, cpu_x_row(x, m), K) + bv;
+            if (j->cdt)
+                cpu_round_row(j->cdt, wrow, K);
+            float bv = cpu_round_to(j->cdt, cpu_bias_at(bias, n));
+            for (int64_t m = 0; m < M; m++) {
+                const float *xm = j->xr ? j->xr + (size_t)m * (size_t)K : cpu_x_row(x, m);
+                cpu_y_row(t, m)[n] = cpu_round_to(j->cdt, k->dot_f32(wrow, xm, K) + bv);
+            }
         }
     }
 }
@@ -390,14 +399,14 @@ static void mm_task(void *ctx, int ith, int nth)
 int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
 {
     const tsr_tensor *w = t->src[0], *x = t->src[1];
-    if (w->dtype == TSR_DTYPE_INT_GROUP || w->dtype == TSR_DTYPE_CODEBOOK4) {
+    if ((w->dtype == TSR_DTYPE_INT_GROUP || w->dtype == TSR_DTYPE_CODEBOOK4) && !c->no_lowbit) {
         int r = cpu_op_mul_mat_lowbit(c, t); /* kernels/matmul-lowbit.c */
         if (r >= 0)
             return r;                          /* -1: not handled there */
     }
     int nth = cpu_pool_size(c->pool);
     mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, NULL, NULL, -1,
-                NULL, 1, 0};
+                NULL, 1, 0, TSR_DTYPE_F32, NULL};
     uint32_t dt = w->dtype;
     if ((j.fmt = x8_format(c, w)) >= 0 && (j.wp = packed_weight(c, w, j.fmt))) {
         j.mode = MM_X8;
@@ -473,6 +482,18 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
                 return 1;
         }
         j.scratch = c->scratch;
+        if (j.mode == MM_DEQ && dt == TSR_DTYPE_CODEBOOK4 &&
+            (j.cdt = tsr_fmt_codebook4_compute_dtype(w->format_data)) != TSR_DTYPE_F32) {
+            float *xr = cpu_scratch(c, 1, (size_t)(j.M * j.K) * sizeof(float));
+            if (!xr)
+                return 1;
+            for (int64_t m = 0; m < j.M; m++) {
+                const float *src = cpu_x_row(x, m);
+                for (int64_t i = 0; i < j.K; i++)
+                    xr[m * j.K + i] = cpu_round_to(j.cdt, src[i]);
+            }
+            j.xr = xr;
+        }
         if (j.mode == MM_GEMM) {
             atomic_init(gemm_next(&j), 0);
             cpu_pool_run(c->pool, xpack_task, &j);

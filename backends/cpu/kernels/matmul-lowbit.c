@@ -14,7 +14,12 @@
  * 8) run the kernel table of lowbit.h; the others (act-order g_idx, HQQ
  * axis 0, groups over the flattened weight, 5-7 bits) are dequantized here
  * element by element, as core/formats.c defines them, and take the same
- * two paths. */
+ * two paths.
+ * CODEBOOK4 with a 16-bit compute_dtype (bitsandbytes' bnb_4bit_compute_dtype,
+ * tessera/plugin/formats.h): x is rounded to it once per call (scratch slot
+ * 1), every dequantized weight slice and the bias too, sums stay float32 and
+ * each output is rounded once; decode then takes the dequantize-a-slice path
+ * (the dot kernels never see the weight as floats to round). */
 #include <string.h>
 #include <tessera/plugin/formats.h>
 #include "../cpu.h"
@@ -42,7 +47,22 @@ typedef struct lb_job {
     int fast;                    /* the layout the lowbit.h kernels take */
     int uniform;                 /* rows of x and y evenly spaced */
     int64_t K, N, M;
+    uint32_t cdt;                /* CODEBOOK4 compute dtype (F32: none) */
+    const float *xr;             /* cdt F16/BF16: x rounded, M rows of K */
 } lb_job;
+
+_Static_assert(TSR_DTYPE_F16 == 1 && TSR_DTYPE_BF16 == 2, "cpu_round_to's dtype numbers");
+
+/* row m of x as the kernels take it (rounded to cdt when asked) */
+static const float *lb_x_row(const lb_job *j, int64_t m)
+{
+    return j->xr ? j->xr + (size_t)m * (size_t)j->K : cpu_x_row(j->t->src[1], m);
+}
+
+static size_t lb_ldx(const lb_job *j)
+{
+    return j->xr ? (size_t)j->K : j->t->src[1]->nb[1] / sizeof(float);
+}
 
 /* code k of row q: `bits` bits from bit k*bits, little-endian */
 static uint32_t code_at(const uint8_t *q, uint32_t bits, int64_t k)
@@ -108,7 +128,7 @@ static void row_dot(const lb_job *j, int64_t n, const float *x, size_t ldx, int 
                              x, ldx, nx, out);
         return;
     }
-    if (j->fast) {
+    if (j->fast && !j->cdt) {
         const tsr_fmt_codebook4 *f = j->cb;
         j->lk->dot_codebook4(base + (size_t)(n * K / 2), K, n * K, f->block_size, f->code, f->absmax,
                              x, ldx, nx, out);
@@ -120,6 +140,8 @@ static void row_dot(const lb_job *j, int64_t n, const float *x, size_t ldx, int 
     for (int64_t k0 = 0; k0 < K; k0 += LB_KC) {
         int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
         deq_slice(j, n, k0, kc, buf);
+        if (j->cdt)
+            cpu_round_row(j->cdt, buf, kc);
         for (int m = 0; m < nx; m++)
             out[m] += j->c->k.dot_f32(buf, x + (size_t)m * ldx + (size_t)k0, kc);
     }
@@ -129,20 +151,20 @@ static void decode_task(void *ctx, int ith, int nth)
 {
     lb_job *j = ctx;
     tsr_tensor *t = j->t;
-    const tsr_tensor *x = t->src[1], *bias = t->src[2];
+    const tsr_tensor *bias = t->src[2];
     int64_t n0, n1;
     cpu_split(j->N, ith, nth, &n0, &n1);
-    size_t ldx = x->nb[1] / sizeof(float);
+    size_t ldx = lb_ldx(j);
     for (int64_t n = n0; n < n1; n++) {
-        float out[CPU_LOWBIT_MAX_NX], bv = cpu_bias_at(bias, n);
+        float out[CPU_LOWBIT_MAX_NX], bv = cpu_round_to(j->cdt, cpu_bias_at(bias, n));
         if (j->uniform) {
-            row_dot(j, n, cpu_x_row(x, 0), ldx, (int)j->M, out);
+            row_dot(j, n, lb_x_row(j, 0), ldx, (int)j->M, out);
             for (int64_t m = 0; m < j->M; m++)
-                cpu_y_row(t, m)[n] = out[m] + bv;
+                cpu_y_row(t, m)[n] = cpu_round_to(j->cdt, out[m] + bv);
         } else {
             for (int64_t m = 0; m < j->M; m++) {
-                row_dot(j, n, cpu_x_row(x, m), ldx, 1, out);
-                cpu_y_row(t, m)[n] = out[0] + bv;
+                row_dot(j, n, lb_x_row(j, m), ldx, 1, out);
+                cpu_y_row(t, m)[n] = cpu_round_to(j->cdt, out[0] + bv);
             }
         }
     }
@@ -152,11 +174,11 @@ static void prefill_task(void *ctx, int ith, int nth)
 {
     lb_job *j = ctx;
     tsr_tensor *t = j->t;
-    const tsr_tensor *x = t->src[1], *bias = t->src[2];
+    const tsr_tensor *bias = t->src[2];
     const cpu_kernels *k = &j->c->k;
     int64_t n0, n1, K = j->K, M = j->M;
     cpu_split(j->N, ith, nth, &n0, &n1);
-    size_t ldx = x->nb[1] / sizeof(float), ldy = t->nb[1] / sizeof(float);
+    size_t ldx = lb_ldx(j), ldy = t->nb[1] / sizeof(float);
     _Alignas(64) float buf[LB_ROWS * LB_KC];
     /* activation rows in chunks that stay in cache across the weight
      * blocks (a long prompt would stream x from memory once per block
@@ -167,24 +189,29 @@ static void prefill_task(void *ctx, int ith, int nth)
             int nw = (int)(nb + LB_ROWS < n1 ? LB_ROWS : n1 - nb);
             for (int64_t k0 = 0; k0 < K; k0 += LB_KC) {
                 int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
-                for (int i = 0; i < nw; i++)
+                for (int i = 0; i < nw; i++) {
                     deq_slice(j, nb + i, k0, kc, buf + (size_t)i * LB_KC);
+                    if (j->cdt)
+                        cpu_round_row(j->cdt, buf + (size_t)i * LB_KC, kc);
+                }
                 void (*gemm)(const float *, size_t, int, const float *, size_t, int, int64_t,
                              float *, size_t) = k0 ? k->gemm_f32_acc : k->gemm_f32;
                 if (j->uniform) {
                     for (int64_t m0 = mc; m0 < me; m0 += LB_MX) {
                         int nx = (int)(m0 + LB_MX < me ? LB_MX : me - m0);
-                        gemm(buf, LB_KC, nw, cpu_x_row(x, m0) + k0, ldx, nx, kc, cpu_y_row(t, m0) + nb, ldy);
+                        gemm(buf, LB_KC, nw, lb_x_row(j, m0) + k0, ldx, nx, kc, cpu_y_row(t, m0) + nb, ldy);
                     }
                 } else {
                     for (int64_t m = mc; m < me; m++)
-                        gemm(buf, LB_KC, nw, cpu_x_row(x, m) + k0, ldx, 1, kc, cpu_y_row(t, m) + nb, ldy);
+                        gemm(buf, LB_KC, nw, lb_x_row(j, m) + k0, ldx, 1, kc, cpu_y_row(t, m) + nb, ldy);
                 }
             }
-            if (bias)
+            if (bias || j->cdt)
                 for (int64_t m = mc; m < me; m++)
-                    for (int i = 0; i < nw; i++)
-                        cpu_y_row(t, m)[nb + i] += cpu_bias_at(bias, nb + i);
+                    for (int i = 0; i < nw; i++) {
+                        float *y = cpu_y_row(t, m) + nb + i;
+                        *y = cpu_round_to(j->cdt, *y + cpu_round_to(j->cdt, cpu_bias_at(bias, nb + i)));
+                    }
         }
     }
 }
@@ -195,7 +222,7 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
     if (!w->format_data || x->dtype != TSR_DTYPE_F32 || t->dtype != TSR_DTYPE_F32)
         return -1;
     lb_job j = {c, t, cpu_lowbit_select(c->k.isa), NULL, NULL, 0, 0, w->ne[0], w->ne[1],
-                x->ne[1] * x->ne[2]};
+                x->ne[1] * x->ne[2], TSR_DTYPE_F32, NULL};
     if (j.K <= 0 || j.N <= 0 || j.M <= 0)
         return j.M == 0 || j.N == 0 ? 0 : -1;
     if (w->dtype == TSR_DTYPE_INT_GROUP) {
@@ -214,10 +241,22 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
             return -1;
         j.cb = f;
         j.fast = j.K % 8 == 0 && f->block_size % 8 == 0;
+        j.cdt = tsr_fmt_codebook4_compute_dtype(f);
     } else {
         return -1;
     }
-    j.uniform = cpu_uniform_rows(x) && cpu_uniform_rows(t);
+    if (j.cdt != TSR_DTYPE_F32) {
+        float *xr = cpu_scratch(c, 1, (size_t)(j.M * j.K) * sizeof(float));
+        if (!xr)
+            return 1;
+        for (int64_t m = 0; m < j.M; m++) {
+            const float *src = cpu_x_row(x, m);
+            for (int64_t i = 0; i < j.K; i++)
+                xr[m * j.K + i] = cpu_round_to(j.cdt, src[i]);
+        }
+        j.xr = xr;
+    }
+    j.uniform = (j.xr || cpu_uniform_rows(x)) && cpu_uniform_rows(t);
     cpu_pool_run(c->pool, j.M < 4 ? decode_task : prefill_task, &j);
     return 0;
 }

@@ -65,7 +65,17 @@ typedef struct tsr_fmt_int_group {
 /* TSR_DTYPE_CODEBOOK4 (bitsandbytes NF4/FP4): over the row-major flattened
  * weight (index f = n*K + k), w[f] = code[c(f)] * absmax[f / block_size],
  * where byte f/2 holds c(f) in its high nibble for even f, low for odd f.
- * Double quantization is expanded into `absmax` by the quantizer. */
+ * Double quantization is expanded into `absmax` by the quantizer.
+ *
+ * compute_dtype (since 1.2; read it with tsr_fmt_codebook4_compute_dtype):
+ * TSR_DTYPE_F32 (0, and what a 1.0/1.1 descriptor without the member means)
+ * multiplies in float32.  TSR_DTYPE_F16 / TSR_DTYPE_BF16 (bitsandbytes'
+ * bnb_4bit_compute_dtype) ask for the product bitsandbytes' Linear4bit
+ * computes from a float32 input: x, w (the float32 value above) and the
+ * bias are each rounded to compute_dtype (to nearest, ties to even), the
+ * products summed in float32, the sum plus the bias rounded to
+ * compute_dtype, and the result returned as float32.  Dequantizers
+ * (host->dequantize_row) still give the float32 w. */
 typedef struct tsr_fmt_codebook4 {
     uint32_t struct_size;
     uint32_t reserved;
@@ -73,7 +83,20 @@ typedef struct tsr_fmt_codebook4 {
     float code[16];             /* the code book (NF4 or FP4 table)        */
     const float *absmax;        /* [N*K / block_size]                      */
     /* since 1.0: append below. */
+    uint32_t compute_dtype;     /* since 1.2: TSR_DTYPE_F32 / F16 / BF16   */
 } tsr_fmt_codebook4;
+
+/* The compute dtype of a CODEBOOK4 weight: TSR_DTYPE_F16 or TSR_DTYPE_BF16
+ * when the descriptor's struct_size covers compute_dtype and it says so,
+ * else TSR_DTYPE_F32 (a 1.0/1.1 descriptor, or any other value). */
+static inline uint32_t tsr_fmt_codebook4_compute_dtype(const tsr_fmt_codebook4 *f)
+{
+    if (!f || f->struct_size < offsetof(tsr_fmt_codebook4, compute_dtype) + sizeof f->compute_dtype)
+        return (uint32_t)TSR_DTYPE_F32;
+    if (f->compute_dtype == (uint32_t)TSR_DTYPE_F16 || f->compute_dtype == (uint32_t)TSR_DTYPE_BF16)
+        return f->compute_dtype;
+    return (uint32_t)TSR_DTYPE_F32;
+}
 
 /* TSR_DTYPE_INT8_ROW (LLM.int8): w[n][k] = q[n][k] * scale[n]
  * (scale = SCB / 127).  Activation columns whose magnitude exceeds
