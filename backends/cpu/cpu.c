@@ -139,6 +139,7 @@ static void cpu_destroy(void *state)
     free(c->scratch);
     free(c->buf[0]);
     free(c->buf[1]);
+    free(c->buf[2]);
     free(c);
 }
 

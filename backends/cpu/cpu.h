@@ -27,9 +27,10 @@ typedef struct cpu_ctx {
     float *scratch;           /* per-thread scratch rows */
     size_t scratch_per_thread;
     cpu_kernels k;            /* inner kernels for this CPU (kernels/isa.c) */
-    void *buf[2];             /* grow-only scratch: 0 per-thread rows of
-                                 attention, 1 quantized activations */
-    size_t buf_size[2];
+    void *buf[3];             /* grow-only scratch: 0 per-thread rows of
+                                 attention, 1 quantized activations, 2 a
+                                 weight repacked for one prefill MUL_MAT */
+    size_t buf_size[3];
     struct cpu_packed *packed; /* weights repacked in 8-row groups, by data
                                   pointer (kernels/matmul-c.c) */
     int n_packed, cap_packed, packed_hint;
