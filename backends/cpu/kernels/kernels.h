@@ -42,7 +42,7 @@ typedef void (*cpu_mm_q8k_fn)(const void *w, size_t ldw, int nw, const cpu_q8k *
  * k + i * ldk and v + i * ldv; out[r] = softmax(cap * tanh(q.k * scale /
  * cap) or q.k * scale) . v.  work: cpu_att_work_floats(R, hd, nk) floats,
  * 32-byte aligned, nk = max hi + 1 - min lo over the rows with keys. */
-#define CPU_ATT_MAXR 16
+#define CPU_ATT_MAXR 24
 typedef struct cpu_att {
     int R;
     int64_t hd;
@@ -56,7 +56,10 @@ typedef struct cpu_att {
 } cpu_att;
 static inline size_t cpu_att_work_floats(int R, int64_t hd, int64_t nk)
 {
-    return (size_t)R * ((size_t)hd + (((size_t)nk + 7) & ~(size_t)7)) + 16;
+    size_t lds = ((size_t)nk + 7) & ~(size_t)7, rp = ((size_t)R + 5) / 6 * 6;
+    /* weight panels of the score GEMM, packed queries, R + 1 score rows,
+     * a spare output row, alignment */
+    return (size_t)(64 * 256) + rp * (size_t)hd + ((size_t)R + 1) * lds + (size_t)hd + 32;
 }
 void cpu_attend_c(const cpu_att *a);
 
