@@ -93,6 +93,11 @@ static tsr_status awq_create(const tsr_host *h, const tsr_json *qc, void **state
 static int awq_skip_module(void *state, const char *module)
 {
     awq_state *s = state;
+    /* the head stays in float whatever modules_to_not_convert lists: AutoAWQ never
+     * quantizes it and transformers' AWQ loader always adds the output embedding
+     * to the modules it does not convert */
+    if (strstr(module, "lm_head"))
+        return 1;
     return tsr_ig_skip_match(s->skip, s->n_skip, module);
 }
 

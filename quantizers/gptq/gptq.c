@@ -114,6 +114,11 @@ static tsr_status gptq_create(const tsr_host *h, const tsr_json *qc, void **stat
 static int gptq_skip_module(void *state, const char *module)
 {
     gptq_state *s = state;
+    /* "lm_head": false keeps the head in float whatever modules_to_not_convert
+     * lists (GPTQModel quantizes it only with lm_head: true; optimum converts only
+     * the Linear layers inside the decoder blocks) */
+    if (!s->lm_head && strstr(module, "lm_head"))
+        return 1;
     return tsr_ig_skip_match(s->skip, s->n_skip, module);
 }
 

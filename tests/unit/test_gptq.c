@@ -140,7 +140,11 @@ static void test_configs(void)
     }
     void *s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"modules_to_not_convert\":[\"mlp.down_proj\"]}");
     CHECK(s2 && vt->skip_module(s2, "model.layers.3.mlp.down_proj") &&
-          !vt->skip_module(s2, "lm_head") && !vt->skip_module(s2, "model.layers.3.mlp.up_proj"));
+          vt->skip_module(s2, "lm_head") && !vt->skip_module(s2, "model.layers.3.mlp.up_proj"));
+    if (s2) vt->destroy(s2);
+    /* the head is quantized only with "lm_head": true (GPTQModel), whatever the list says */
+    s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"lm_head\":true,\"modules_to_not_convert\":[\"mlp\"]}");
+    CHECK(s2 && !vt->skip_module(s2, "lm_head") && vt->skip_module(s2, "model.layers.0.mlp.up_proj"));
     if (s2) vt->destroy(s2);
 }
 
