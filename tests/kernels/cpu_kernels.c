@@ -559,6 +559,26 @@ static void compare_attend(const char *isa, const cpu_kernels *k)
     }
 }
 
+/* SiLU / SwiGLU against x / (1 + e^-x) in double, over [-100, 100] */
+static void compare_silu(const char *isa, const cpu_kernels *k)
+{
+    enum { N = 1003 };
+    static float x[N], u[N], y[N], y2[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i < 20 ? (float)(i - 10) * 10.0f : frand() * 12.0f;
+        u[i] = frand();
+    }
+    k->silu_mul(x, u, y, N);
+    k->silu_mul(x, NULL, y2, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        double v = (double)x[i] / (1.0 + exp(-(double)x[i]));
+        bad += !close_rel(y[i], (float)(v * u[i]), 1e-6f, 1e-30f);
+        bad += !close_rel(y2[i], (float)v, 1e-6f, 1e-30f);
+    }
+    CHECK_MSG(bad == 0, "%s silu_mul: %d values off", isa, bad);
+}
+
 int main(void)
 {
     cpu_features f;
@@ -587,6 +607,7 @@ int main(void)
             compare_x8(isas[i], &k, x8[s][0], x8[s][1], x8[s][2]);
         compare_gemm_shapes(isas[i], &k);
         compare_attend(isas[i], &k);
+        compare_silu(isas[i], &k);
     }
     cpu_kernels sel;
     cpu_kernels_select(&sel);

@@ -723,4 +723,5 @@ const cpu_kernels cpu_kernels_avx2 = {
     .gemm_packed = cpu_gemm_packed_avx2, /* kernels/gemm-avx2.c */
     .gemv = cpu_gemv_avx2,
     .attend = cpu_attend_avx2,           /* kernels/attend-avx2.c */
+    .silu_mul = cpu_silu_mul_avx2,       /* kernels/vec-avx2.c */
 };

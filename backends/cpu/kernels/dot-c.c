@@ -357,4 +357,5 @@ const cpu_kernels cpu_kernels_c = {
     .gemm_packed = cpu_gemm_packed_c, /* kernels/gemm-c.c */
     .gemv = cpu_gemv_c,
     .attend = cpu_attend_c,        /* kernels/attend-c.c */
+    .silu_mul = cpu_silu_mul_c,    /* kernels/vec-c.c */
 };

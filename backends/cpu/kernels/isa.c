@@ -52,7 +52,7 @@ static void fill(cpu_kernels *out, const cpu_kernels *k)
     TAKE(gemm_f32); TAKE(quant_q8); TAKE(dot_q8_0); TAKE(dot_q4_0); TAKE(dot_q4_k);
     TAKE(mm_q8_0); TAKE(mm_q4_0); TAKE(quant_q8k); TAKE(mm_q4_k); TAKE(gemm_f32_acc);
     TAKE(mm_q4_0x8); TAKE(mm_q4_kx8); TAKE(mm_q8_0x8);
-    TAKE(gemm_packed); TAKE(gemv); TAKE(attend);
+    TAKE(gemm_packed); TAKE(gemv); TAKE(attend); TAKE(silu_mul);
 #undef TAKE
 }
 

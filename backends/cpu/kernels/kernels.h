@@ -62,6 +62,7 @@ static inline size_t cpu_att_work_floats(int R, int64_t hd, int64_t nk)
     return (size_t)(64 * 256) + rp * (size_t)hd + ((size_t)R + 1) * lds + (size_t)hd + 32;
 }
 void cpu_attend_c(const cpu_att *a);
+void cpu_silu_mul_c(const float *x, const float *u, float *y, int64_t n);
 
 typedef struct cpu_kernels {
     const char *isa;                 /* "c", "avx2" */
@@ -109,6 +110,8 @@ typedef struct cpu_kernels {
                  int64_t K, float *y, size_t ldy);
     /* attention of one tile of query rows (cpu_att above) */
     void (*attend)(const cpu_att *a);
+    /* y[i] = x[i] * sigmoid(x[i]) (SiLU), times u[i] unless u is NULL (SwiGLU) */
+    void (*silu_mul)(const float *x, const float *u, float *y, int64_t n);
 } cpu_kernels;
 
 /* Repacked weights (llama.cpp's idea of 8-row interleaving, own layouts):
@@ -167,6 +170,7 @@ void cpu_gemv_avx2(int wtype, const void *w, size_t ldw, int nw, const float *x,
 void cpu_gemm_f32_avx2(const float *w, size_t ldw, int nw, const float *x, size_t ldx, int nx,
                        int64_t K, float *y, size_t ldy);
 void cpu_attend_avx2(const cpu_att *a);
+void cpu_silu_mul_avx2(const float *x, const float *u, float *y, int64_t n);
 void cpu_gemm_packed_avx2(int wtype, const void *w, size_t ldw, int nw, const float *xp, int nx,
                           int64_t K, float *y, size_t ldy, float *wp);
 #endif

@@ -38,6 +38,49 @@ int cpu_op_get_rows(cpu_ctx *c, tsr_tensor *t)
     return 0;
 }
 
+/* Row-wise ops over the rows (i1, i2, i3) of t, flattened: on the calling
+ * thread when small (decode), split across the pool when the op touches at
+ * least ROWS_PAR elements (prefill). */
+#define ROWS_PAR 32768
+typedef void (*rows_fn)(cpu_ctx *c, tsr_tensor *t, int64_t r0, int64_t r1);
+typedef struct rows_job {
+    cpu_ctx *c;
+    tsr_tensor *t;
+    rows_fn fn;
+    int64_t n;
+} rows_job;
+
+static void rows_task(void *ctx, int ith, int nth)
+{
+    rows_job *j = ctx;
+    int64_t b, e;
+    cpu_split(j->n, ith, nth, &b, &e);
+    if (b < e)
+        j->fn(j->c, j->t, b, e);
+}
+
+static void run_rows(cpu_ctx *c, tsr_tensor *t, rows_fn fn, int64_t nrows, int64_t elems)
+{
+    if (elems < ROWS_PAR || nrows < 2 || cpu_pool_size(c->pool) < 2) {
+        fn(c, t, 0, nrows);
+        return;
+    }
+    rows_job j = {c, t, fn, nrows};
+    cpu_pool_run(c->pool, rows_task, &j);
+}
+
+static inline void row_index(const tsr_tensor *t, int64_t r, int64_t *i1, int64_t *i2, int64_t *i3)
+{
+    *i1 = r % t->ne[1];
+    *i2 = (r / t->ne[1]) % t->ne[2];
+    *i3 = r / (t->ne[1] * t->ne[2]);
+}
+
+static int64_t n_rows(const tsr_tensor *t)
+{
+    return t->ne[1] * t->ne[2] * t->ne[3];
+}
+
 static float weight_at(const cpu_ctx *c, const tsr_tensor *w, int64_t i)
 {
     if (w->dtype == TSR_DTYPE_F32)
@@ -48,41 +91,54 @@ static float weight_at(const cpu_ctx *c, const tsr_tensor *w, int64_t i)
 
 /* RMSNorm (LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * (offset + w)) and
  * LayerNorm ((x - mean) / sqrt(var + eps) * w + b), in float32. */
-int cpu_op_norm(cpu_ctx *c, tsr_tensor *t)
+static void norm_rows(cpu_ctx *c, tsr_tensor *t, int64_t r0, int64_t r1)
 {
     const tsr_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     float eps = tsr_param_f(t, 0);
     float off = t->op == TSR_OP_RMS_NORM ? tsr_param_f(t, 1) : 0.0f;
     int64_t d = x->ne[0];
-    for (int64_t i3 = 0; i3 < x->ne[3]; i3++)
-        for (int64_t i2 = 0; i2 < x->ne[2]; i2++)
-            for (int64_t i1 = 0; i1 < x->ne[1]; i1++) {
-                const float *xr = cpu_row(x, i1, i2, i3);
-                float *yr = cpu_row(t, i1, i2, i3);
-                float mean = 0.0f, scale;
-                if (t->op == TSR_OP_RMS_NORM) {
-                    float ss = 0.0f;
-                    for (int64_t k = 0; k < d; k++)
-                        ss += xr[k] * xr[k];
-                    scale = 1.0f / sqrtf(ss / (float)d + eps);
-                } else {
-                    for (int64_t k = 0; k < d; k++)
-                        mean += xr[k];
-                    mean /= (float)d;
-                    float var = 0.0f;
-                    for (int64_t k = 0; k < d; k++)
-                        var += (xr[k] - mean) * (xr[k] - mean);
-                    scale = 1.0f / sqrtf(var / (float)d + eps);
-                }
-                for (int64_t k = 0; k < d; k++) {
-                    float v = (xr[k] - mean) * scale;
-                    if (w)
-                        v *= off + weight_at(c, w, k);
-                    if (b)
-                        v += weight_at(c, b, k);
-                    yr[k] = v;
-                }
-            }
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t i1, i2, i3;
+        row_index(x, r, &i1, &i2, &i3);
+        const float *xr = cpu_row(x, i1, i2, i3);
+        float *yr = cpu_row(t, i1, i2, i3);
+        float mean = 0.0f, scale;
+        if (t->op == TSR_OP_RMS_NORM) {
+            float ss = 0.0f;
+            for (int64_t k = 0; k < d; k++)
+                ss += xr[k] * xr[k];
+            scale = 1.0f / sqrtf(ss / (float)d + eps);
+        } else {
+            for (int64_t k = 0; k < d; k++)
+                mean += xr[k];
+            mean /= (float)d;
+            float var = 0.0f;
+            for (int64_t k = 0; k < d; k++)
+                var += (xr[k] - mean) * (xr[k] - mean);
+            scale = 1.0f / sqrtf(var / (float)d + eps);
+        }
+        if (w && w->dtype == TSR_DTYPE_F32 && !b) {
+            const float *wf = w->data;
+            for (int64_t k = 0; k < d; k++)
+                yr[k] = (xr[k] - mean) * scale * (off + wf[k]);
+            continue;
+        }
+        for (int64_t k = 0; k < d; k++) {
+            float v = (xr[k] - mean) * scale;
+            if (w)
+                v *= off + weight_at(c, w, k);
+            if (b)
+                v += weight_at(c, b, k);
+            yr[k] = v;
+        }
+    }
+}
+
+/* RMSNorm (LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * (offset + w)) and
+ * LayerNorm ((x - mean) / sqrt(var + eps) * w + b), in float32. */
+int cpu_op_norm(cpu_ctx *c, tsr_tensor *t)
+{
+    run_rows(c, t, norm_rows, n_rows(t->src[0]), n_rows(t->src[0]) * t->src[0]->ne[0]);
     return 0;
 }
 
@@ -106,54 +162,78 @@ static float bcast_at(const cpu_ctx *c, const tsr_tensor *b, int64_t k, int64_t 
     return b->dtype == TSR_DTYPE_BF16 ? c->host->bf16_to_f32(v) : c->host->f16_to_f32(v);
 }
 
-/* unary, binary (with broadcast) and gated activations */
-int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
+static void elementwise_rows(cpu_ctx *c, tsr_tensor *t, int64_t r0, int64_t r1)
 {
     const tsr_tensor *a = t->src[0], *b = t->src[1];
     int64_t d = t->ne[0];
-    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
-        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
-            for (int64_t i1 = 0; i1 < t->ne[1]; i1++) {
-                const float *x = cpu_row(a, i1, i2, i3);
-                float *y = cpu_row(t, i1, i2, i3);
-                const float *u = b ? cpu_row(b, i1, i2, i3) : NULL; /* gated ops */
-                switch (t->op) {
-                case TSR_OP_ADD:
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] + bcast_at(c, b, k, i1, i2, i3);
-                    break;
-                case TSR_OP_MUL:
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] * bcast_at(c, b, k, i1, i2, i3);
-                    break;
-                case TSR_OP_SCALE: {
-                    float s = tsr_param_f(t, 0);
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] * s;
-                    break;
-                }
-                case TSR_OP_SILU:
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k]));
-                    break;
-                case TSR_OP_SIGMOID:
-                    for (int64_t k = 0; k < d; k++) y[k] = 1.0f / (1.0f + expf(-x[k]));
-                    break;
-                case TSR_OP_GELU:
-                    for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0));
-                    break;
-                case TSR_OP_TANH:
-                    for (int64_t k = 0; k < d; k++) y[k] = tanhf(x[k]);
-                    break;
-                case TSR_OP_RELU:
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] > 0 ? x[k] : 0.0f;
-                    break;
-                case TSR_OP_SWIGLU:
-                    for (int64_t k = 0; k < d; k++) y[k] = x[k] / (1.0f + expf(-x[k])) * u[k];
-                    break;
-                case TSR_OP_GEGLU:
-                    for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0)) * u[k];
-                    break;
-                default:
-                    return 1;
-                }
-            }
+    /* b of the same shape in f32: no broadcast lookups */
+    int plain = b && b->dtype == TSR_DTYPE_F32 && b->ne[0] == d && b->ne[1] == t->ne[1] &&
+                b->ne[2] == t->ne[2] && b->ne[3] == t->ne[3];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t i1, i2, i3;
+        row_index(t, r, &i1, &i2, &i3);
+        const float *x = cpu_row(a, i1, i2, i3);
+        float *y = cpu_row(t, i1, i2, i3);
+        const float *u = b ? cpu_row(b, i1, i2, i3) : NULL; /* gated ops, plain binary */
+        switch (t->op) {
+        case TSR_OP_ADD:
+            if (plain)
+                for (int64_t k = 0; k < d; k++) y[k] = x[k] + u[k];
+            else
+                for (int64_t k = 0; k < d; k++) y[k] = x[k] + bcast_at(c, b, k, i1, i2, i3);
+            break;
+        case TSR_OP_MUL:
+            if (plain)
+                for (int64_t k = 0; k < d; k++) y[k] = x[k] * u[k];
+            else
+                for (int64_t k = 0; k < d; k++) y[k] = x[k] * bcast_at(c, b, k, i1, i2, i3);
+            break;
+        case TSR_OP_SCALE: {
+            float s = tsr_param_f(t, 0);
+            for (int64_t k = 0; k < d; k++) y[k] = x[k] * s;
+            break;
+        }
+        case TSR_OP_SILU:
+            c->k.silu_mul(x, NULL, y, d);
+            break;
+        case TSR_OP_SIGMOID:
+            for (int64_t k = 0; k < d; k++) y[k] = 1.0f / (1.0f + expf(-x[k]));
+            break;
+        case TSR_OP_GELU:
+            for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0));
+            break;
+        case TSR_OP_TANH:
+            for (int64_t k = 0; k < d; k++) y[k] = tanhf(x[k]);
+            break;
+        case TSR_OP_RELU:
+            for (int64_t k = 0; k < d; k++) y[k] = x[k] > 0 ? x[k] : 0.0f;
+            break;
+        case TSR_OP_SWIGLU:
+            c->k.silu_mul(x, u, y, d);
+            break;
+        case TSR_OP_GEGLU:
+            for (int64_t k = 0; k < d; k++) y[k] = gelu(x[k], tsr_param_i(t, 0)) * u[k];
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* unary, binary (with broadcast) and gated activations */
+int cpu_op_elementwise(cpu_ctx *c, tsr_tensor *t)
+{
+    switch (t->op) {
+    case TSR_OP_ADD: case TSR_OP_MUL: case TSR_OP_SCALE: case TSR_OP_SILU: case TSR_OP_SIGMOID:
+    case TSR_OP_GELU: case TSR_OP_TANH: case TSR_OP_RELU: case TSR_OP_SWIGLU: case TSR_OP_GEGLU:
+        break;
+    default:
+        return 1;
+    }
+    /* the transcendental ones are worth splitting earlier */
+    int64_t cost = t->op == TSR_OP_ADD || t->op == TSR_OP_MUL || t->op == TSR_OP_SCALE ||
+                   t->op == TSR_OP_RELU ? 1 : 8;
+    run_rows(c, t, elementwise_rows, n_rows(t), n_rows(t) * t->ne[0] * cost);
     return 0;
 }
 
@@ -196,7 +276,7 @@ int cpu_op_moe_gate(cpu_ctx *c, tsr_tensor *t)
 
 /* Rotary embeddings.  angle = pos * inv_freq[i] (float32, as transformers);
  * mode 0 (rotate_half): pairs (i, i + rot/2); mode 1 (interleaved): (2i, 2i+1). */
-int cpu_op_rope(cpu_ctx *c, tsr_tensor *t)
+static void rope_rows(cpu_ctx *c, tsr_tensor *t, int64_t n0, int64_t n1)
 {
     (void)c;
     const tsr_tensor *x = t->src[0], *pos = t->src[1], *inv = t->src[2];
@@ -206,23 +286,40 @@ int cpu_op_rope(cpu_ctx *c, tsr_tensor *t)
         mscale = 1.0f;
     int64_t hd = x->ne[0], half = rot / 2;
     const float *freq = inv->data;
-    for (int64_t n = 0; n < x->ne[2]; n++) {
+    float cs[256], sn[256]; /* one position's angles, shared by its heads */
+    for (int64_t n = n0; n < n1; n++) {
         float p = (float)((const int32_t *)pos->data)[n];
+        for (int64_t i0 = 0; i0 < half; i0 += 256) {
+            int64_t i1 = half - i0 < 256 ? half : i0 + 256;
+            for (int64_t i = i0; i < i1; i++) {
+                float ang = p * freq[i];
+                cs[i - i0] = cosf(ang) * mscale;
+                sn[i - i0] = sinf(ang) * mscale;
+            }
+            for (int64_t h = 0; h < x->ne[1]; h++) {
+                const float *xr = cpu_row(x, h, n, 0);
+                float *yr = cpu_row(t, h, n, 0);
+                for (int64_t i = i0; i < i1; i++) {
+                    int64_t j0 = mode ? 2 * i : i, j1 = mode ? 2 * i + 1 : i + half;
+                    float a = xr[j0], b = xr[j1];
+                    yr[j0] = a * cs[i - i0] - b * sn[i - i0];
+                    yr[j1] = b * cs[i - i0] + a * sn[i - i0];
+                }
+            }
+        }
         for (int64_t h = 0; h < x->ne[1]; h++) {
             const float *xr = cpu_row(x, h, n, 0);
             float *yr = cpu_row(t, h, n, 0);
-            for (int64_t i = 0; i < half; i++) {
-                float ang = p * freq[i];
-                float cs = cosf(ang) * mscale, sn = sinf(ang) * mscale;
-                int64_t i0 = mode ? 2 * i : i, i1 = mode ? 2 * i + 1 : i + half;
-                float a = xr[i0], b = xr[i1];
-                yr[i0] = a * cs - b * sn;
-                yr[i1] = b * cs + a * sn;
-            }
             for (int64_t i = rot; i < hd; i++)
                 yr[i] = xr[i];
         }
     }
+}
+
+int cpu_op_rope(cpu_ctx *c, tsr_tensor *t)
+{
+    const tsr_tensor *x = t->src[0];
+    run_rows(c, t, rope_rows, x->ne[2], x->ne[2] * x->ne[1] * x->ne[0] * 4);
     return 0;
 }
 
