@@ -42,6 +42,16 @@ typedef struct gptq_state {
     int any_zero0;              /* some zero point is 0 (not storable in v1) */
     char **skip;
     size_t n_skip;
+    /* modules_in_block_to_quantize (optimum): only in-block modules whose
+     * name ends with one of these are quantized */
+    int has_mib;
+    char **mib;
+    size_t n_mib;
+    /* written back: block-relative names of the in-block modules quantized
+     * (first-seen order), and whether some in-block module stayed in float */
+    char **qrel;
+    size_t n_qrel;
+    int inblock_float;
     hess *hs;
     size_t n_hs;
     int warned_rtn;
@@ -57,12 +67,70 @@ static void gptq_destroy(void *state)
     for (size_t i = 0; i < s->n_skip; i++)
         free(s->skip[i]);
     free(s->skip);
+    for (size_t i = 0; i < s->n_mib; i++)
+        free(s->mib[i]);
+    free(s->mib);
+    for (size_t i = 0; i < s->n_qrel; i++)
+        free(s->qrel[i]);
+    free(s->qrel);
     for (size_t i = 0; i < s->n_hs; i++) {
         free(s->hs[i].module);
         s->h->free(s->hs[i].xtx);
     }
     free(s->hs);
     free(s);
+}
+
+/* modules_in_block_to_quantize: a list of lists of block-relative module
+ * names, as optimum's GPTQQuantizer and transformers' GPTQConfig take it
+ * ([["self_attn.q_proj", "self_attn.k_proj"], ["mlp.down_proj"]]); a flat
+ * list of names is read too (optimum itself would reject it). */
+static tsr_status read_mib(gptq_state *s, const tsr_json *v)
+{
+    const tsr_host *h = s->h;
+    tsr_json_type t = h->json_type(v);
+    if (t == TSR_JSON_ABSENT || t == TSR_JSON_NULL)
+        return TSR_OK;
+    if (t != TSR_JSON_ARRAY)
+        return h->set_error(TSR_ERR_CONFIG, "quantization_config: \"modules_in_block_to_quantize\" "
+                            "must be a list of lists of module names, as [[\"self_attn.q_proj\", "
+                            "\"self_attn.k_proj\"], [\"mlp.down_proj\"]]");
+    s->has_mib = 1;
+    size_t total = 0, n = h->json_size(v);
+    for (size_t i = 0; i < n; i++) {
+        const tsr_json *it = h->json_at(v, i);
+        tsr_json_type ti = h->json_type(it);
+        if (ti == TSR_JSON_STRING) {
+            total++;
+            continue;
+        }
+        if (ti != TSR_JSON_ARRAY)
+            return h->set_error(TSR_ERR_CONFIG, "quantization_config: \"modules_in_block_to_quantize\" "
+                                "item %zu is neither a list of module names nor a name", i);
+        size_t m = h->json_size(it);
+        for (size_t j = 0; j < m; j++)
+            if (h->json_type(h->json_at(it, j)) != TSR_JSON_STRING)
+                return h->set_error(TSR_ERR_CONFIG, "quantization_config: "
+                                    "\"modules_in_block_to_quantize\" item %zu, entry %zu is not "
+                                    "a module name (a string)", i, j);
+        total += m;
+    }
+    if (!total)
+        return TSR_OK;
+    if (!(s->mib = calloc(total, sizeof *s->mib)))
+        return h->set_error(TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const tsr_json *it = h->json_at(v, i);
+        int flat = h->json_type(it) == TSR_JSON_STRING;
+        size_t m = flat ? 1 : h->json_size(it);
+        for (size_t j = 0; j < m; j++) {
+            const char *name = h->json_string(flat ? it : h->json_at(it, j), "");
+            if (!(s->mib[s->n_mib] = tsr_ig_strdup(name)))
+                return h->set_error(TSR_ERR_NOMEM, "out of memory");
+            s->n_mib++;
+        }
+    }
+    return TSR_OK;
 }
 
 static tsr_status gptq_create(const tsr_host *h, const tsr_json *qc, void **state)
@@ -103,6 +171,8 @@ static tsr_status gptq_create(const tsr_host *h, const tsr_json *qc, void **stat
     if (!st)
         st = tsr_ig_skip_list(h, h->json_get(qc, "modules_to_not_convert"),
                               s->lm_head ? NULL : "lm_head", &s->skip, &s->n_skip);
+    if (!st)
+        st = read_mib(s, h->json_get(qc, "modules_in_block_to_quantize"));
     if (st) {
         gptq_destroy(s);
         return st;
@@ -119,7 +189,41 @@ static int gptq_skip_module(void *state, const char *module)
      * the Linear layers inside the decoder blocks) */
     if (!s->lm_head && strstr(module, "lm_head"))
         return 1;
-    return tsr_ig_skip_match(s->skip, s->n_skip, module);
+    int skip = tsr_ig_skip_match(s->skip, s->n_skip, module);
+    const char *rel = tsr_ig_block_rel(module);
+    if (!skip && rel && s->has_mib) {
+        /* optimum's convert_model: an in-block Linear is quantized when its
+         * name ends with one of the names */
+        size_t ml = strlen(module), i;
+        for (i = 0; i < s->n_mib; i++) {
+            size_t l = strlen(s->mib[i]);
+            if (l <= ml && !strcmp(module + ml - l, s->mib[i]))
+                break;
+        }
+        skip = i == s->n_mib;
+    }
+    if (skip && rel)
+        s->inblock_float = 1;
+    return skip;
+}
+
+/* Remember the block-relative name of a quantized in-block module. */
+static tsr_status note_quantized(gptq_state *s, const char *module)
+{
+    const char *rel = tsr_ig_block_rel(module);
+    if (!rel)
+        return TSR_OK;
+    for (size_t i = 0; i < s->n_qrel; i++)
+        if (!strcmp(s->qrel[i], rel))
+            return TSR_OK;
+    char **nq = realloc(s->qrel, (s->n_qrel + 1) * sizeof *nq);
+    if (!nq)
+        return s->h->set_error(TSR_ERR_NOMEM, "out of memory");
+    s->qrel = nq;
+    if (!(nq[s->n_qrel] = tsr_ig_strdup(rel)))
+        return s->h->set_error(TSR_ERR_NOMEM, "out of memory");
+    s->n_qrel++;
+    return TSR_OK;
 }
 
 /* --- loading ------------------------------------------------------------------------- */
@@ -134,6 +238,8 @@ static tsr_status gptq_load_weight(void *state, const tsr_checkpoint *ck, const 
     int64_t G = s->group_size > 0 ? (K + s->group_size - 1) / s->group_size : 1;
     tsr_tensor qw, qz, sc, gi;
     tsr_status st;
+    if ((st = note_quantized(s, module)))
+        return st;
     if ((st = tsr_ig_ckpt(h, ck, module, "qweight", TSR_DTYPE_I32, (K * bits + 31) / 32, N, 0, &qw)) ||
         (st = tsr_ig_ckpt(h, ck, module, "qzeros", TSR_DTYPE_I32, G, (N * bits + 31) / 32, 0, &qz)) ||
         (st = tsr_ig_ckpt(h, ck, module, "scales", 0, G, N, 0, &sc)))
@@ -214,7 +320,7 @@ static tsr_status gptq_observe_input(void *state, const char *module, const floa
 {
     gptq_state *s = state;
     const tsr_host *h = s->h;
-    if (tsr_ig_skip_match(s->skip, s->n_skip, module))
+    if (gptq_skip_module(s, module))
         return TSR_OK;
     hess *e = find_hess(s, module);
     if (!e) {
@@ -472,6 +578,9 @@ static tsr_status gptq_quantize_weight(void *state, const char *module, const fl
                "round-to-nearest (set quantization.dataset for GPTQ proper)", module);
         s->warned_rtn = 1;
     }
+    tsr_status st = note_quantized(s, module);
+    if (st)
+        return st;
     int act = s->desc_act && e;
     float *W = malloc((size_t)(N * K) * sizeof *W);
     double *H = e ? malloc((size_t)(K * K) * sizeof *H) : NULL;
@@ -481,7 +590,6 @@ static tsr_status gptq_quantize_weight(void *state, const char *module, const fl
     int32_t *sgrp = s->static_groups && s->group_size > 0 ? malloc((size_t)K * sizeof *sgrp) : NULL;
     sort_item *it = malloc((size_t)K * sizeof *it);
     tsr_ig_weight *qw = tsr_ig_new(h, K, N, (uint32_t)s->bits, G, gs, act);
-    tsr_status st = TSR_OK;
     if (!W || (e && (!H || !Hinv)) || !perm || !C || !it || !qw ||
         (s->static_groups && s->group_size > 0 && !sgrp)) {
         st = h->set_error(TSR_ERR_NOMEM, "out of memory quantizing '%s'", module);
@@ -606,11 +714,13 @@ static tsr_status gptq_save_weight(void *state, const char *module, const tsr_te
     int64_t K = t->ne[0], N = t->ne[1], G = f->n_groups_per_row;
     uint32_t bits = f->bits;
     int v2 = save_v2(s);
+    tsr_status st = note_quantized(s, module);
+    if (st)
+        return st;
     int64_t R = (K * bits + 31) / 32, Zc = (N * bits + 31) / 32;
     uint32_t *qw = calloc((size_t)(R * N), 4), *qz = calloc((size_t)(G * Zc), 4);
     uint16_t *sc = malloc((size_t)(G * N) * 2);
     int32_t *gi = malloc((size_t)K * 4);
-    tsr_status st = TSR_OK;
     if (!qw || !qz || !sc || !gi) {
         st = h->set_error(TSR_ERR_NOMEM, "out of memory saving '%s'", module);
         goto done;
@@ -669,24 +779,51 @@ static tsr_status gptq_save_config(void *state, char **json)
     gptq_state *s = state;
     char skip[2048];
     tsr_ig_skip_json(s->skip, s->n_skip, skip, sizeof skip);
-    char buf[3072];
-    int n = snprintf(buf, sizeof buf,
+    /* transformers (optimum's GPTQQuantizer) ignores modules_to_not_convert
+     * and converts every Linear inside the decoder blocks unless
+     * modules_in_block_to_quantize lists them: when some stayed in float, list
+     * the ones quantized (one group; the grouping only orders quantization) */
+    size_t mib_len = 64;
+    for (size_t i = 0; i < s->n_qrel; i++)
+        mib_len += strlen(s->qrel[i]) + 4;
+    char *mib = malloc(mib_len);
+    if (!mib)
+        return s->h->set_error(TSR_ERR_NOMEM, "out of memory");
+    size_t o = 0;
+    mib[0] = '\0';
+    if (s->inblock_float) {
+        o += (size_t)snprintf(mib + o, mib_len - o, ", \"modules_in_block_to_quantize\": [%s",
+                              s->n_qrel ? "[" : "");
+        for (size_t i = 0; i < s->n_qrel; i++)
+            o += (size_t)snprintf(mib + o, mib_len - o, "%s\"%s\"", i ? ", " : "", s->qrel[i]);
+        snprintf(mib + o, mib_len - o, "%s]", s->n_qrel ? "]" : "");
+    }
+    size_t cap = 3072 + mib_len;
+    char *buf = malloc(cap);
+    if (!buf) {
+        free(mib);
+        return s->h->set_error(TSR_ERR_NOMEM, "out of memory");
+    }
+    int n = snprintf(buf, cap,
                      "{\"quant_method\": \"gptq\", \"bits\": %d, \"group_size\": %d, "
                      "\"desc_act\": %s, \"sym\": %s, \"static_groups\": %s, "
                      "\"true_sequential\": %s, \"damp_percent\": %g, \"lm_head\": %s, "
-                     "\"checkpoint_format\": \"%s\", \"modules_to_not_convert\": %s, "
+                     "\"checkpoint_format\": \"%s\", \"modules_to_not_convert\": %s%s, "
                      "\"meta\": {\"quantizer\": [\"tessera:0.1.0\"]}}",
                      s->bits, s->group_size, s->desc_act ? "true" : "false",
                      s->sym ? "true" : "false", s->static_groups ? "true" : "false",
                      s->true_sequential ? "true" : "false", s->damp_percent,
-                     s->lm_head ? "true" : "false", save_v2(s) ? "gptq_v2" : "gptq", skip);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return s->h->set_error(TSR_ERR_INTERNAL, "GPTQ quantization_config is too long");
-    *json = s->h->alloc((size_t)n + 1);
-    if (!*json)
-        return s->h->set_error(TSR_ERR_NOMEM, "out of memory");
-    memcpy(*json, buf, (size_t)n + 1);
-    return TSR_OK;
+                     s->lm_head ? "true" : "false", save_v2(s) ? "gptq_v2" : "gptq", skip, mib);
+    free(mib);
+    tsr_status st = TSR_OK;
+    if (n < 0 || (size_t)n >= cap)
+        st = s->h->set_error(TSR_ERR_INTERNAL, "GPTQ quantization_config is too long");
+    else if (!(*json = s->h->alloc((size_t)n + 1)))
+        st = s->h->set_error(TSR_ERR_NOMEM, "out of memory");
+    else
+        memcpy(*json, buf, (size_t)n + 1);
+    free(buf);
+    return st;
 }
 
 /* --- plugin ------------------------------------------------------------------------------ */

@@ -180,6 +180,24 @@ static inline int tsr_ig_skip_match(char *const *list, size_t n, const char *mod
     return 0;
 }
 
+/* The name of `module` relative to its decoder block: what follows the
+ * first all-digit path component ("model.layers.3.mlp.up_proj" ->
+ * "mlp.up_proj", "transformer.h.0.attn.c_attn" -> "attn.c_attn"); NULL for
+ * a module outside the blocks (lm_head) or a block itself. */
+static inline const char *tsr_ig_block_rel(const char *module)
+{
+    const char *p = strchr(module, '.');
+    while (p) {
+        const char *c = p + 1, *e = c;
+        while (*e >= '0' && *e <= '9')
+            e++;
+        if (e > c && *e == '.' && e[1])
+            return e + 1;
+        p = strchr(c, '.');
+    }
+    return NULL;
+}
+
 /* The list as a JSON array (names are plain module paths, no escaping). */
 static inline void tsr_ig_skip_json(char *const *list, size_t n, char *buf, size_t cap)
 {

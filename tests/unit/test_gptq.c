@@ -13,10 +13,19 @@
  *   - fixtures/gptq-tiny-llama (4-bit, act-order, checkpoint_format "gptq",
  *     packed by tests/data/gptq/make_fixtures.py as GPTQModel packs) loads
  *     through the core with logits within 1e-4 of transformers run on its
- *     dequantized weights. */
+ *     dequantized weights;
+ *   - modules_in_block_to_quantize (optimum / transformers, which ignore
+ *     modules_to_not_convert for GPTQ): in-block modules not listed stay in
+ *     float; malformed values are refused naming the key; stories260K
+ *     quantized with modules_to_not_convert ["mlp"] and saved lists exactly
+ *     the four attention projections under the key and reloads with the same
+ *     logits; the folder with only modules_in_block_to_quantize (its
+ *     modules_to_not_convert removed) loads the MLP from the float weights,
+ *     equal to the float model's, and gives the same logits. */
 #include <math.h>
 #include <unistd.h>
 #include "tsr_test.h"
+#include "model.h"
 #define QT_WITH_FIXTURES
 #include "../data/gptq/qtest.h"
 
@@ -133,6 +142,12 @@ static void test_configs(void)
         {"{\"quant_method\":\"gptq\",\"checkpoint_format\":\"marlin\"}", "\"marlin\" is not supported"},
         {"{\"quant_method\":\"gptq\",\"is_marlin_format\":true}", "is_marlin_format"},
         {"{\"quant_method\":\"gptq\",\"modules_to_not_convert\":\"lm_head\"}", "modules_to_not_convert"},
+        {"{\"quant_method\":\"gptq\",\"modules_in_block_to_quantize\":\"mlp\"}",
+         "\"modules_in_block_to_quantize\" must be a list of lists"},
+        {"{\"quant_method\":\"gptq\",\"modules_in_block_to_quantize\":[[\"mlp.up_proj\", 3]]}",
+         "\"modules_in_block_to_quantize\" item 0, entry 1"},
+        {"{\"quant_method\":\"gptq\",\"modules_in_block_to_quantize\":[[\"a\"], {\"b\": 1}]}",
+         "\"modules_in_block_to_quantize\" item 1 is neither"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(qt_create(vt, bad[i][0]) == NULL);
@@ -146,6 +161,153 @@ static void test_configs(void)
     s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"lm_head\":true,\"modules_to_not_convert\":[\"mlp\"]}");
     CHECK(s2 && !vt->skip_module(s2, "lm_head") && vt->skip_module(s2, "model.layers.0.mlp.up_proj"));
     if (s2) vt->destroy(s2);
+    /* modules_in_block_to_quantize: in-block modules quantized only when
+     * their name ends with a listed one (optimum's convert_model) */
+    s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"modules_in_block_to_quantize\":"
+                   "[[\"self_attn.q_proj\", \"self_attn.k_proj\"], [\"mlp.down_proj\"]]}");
+    CHECK(s2 && !vt->skip_module(s2, "model.layers.0.self_attn.q_proj") &&
+          !vt->skip_module(s2, "model.layers.11.self_attn.k_proj") &&
+          vt->skip_module(s2, "model.layers.0.self_attn.v_proj") &&
+          vt->skip_module(s2, "model.layers.0.mlp.up_proj") &&
+          !vt->skip_module(s2, "model.layers.2.mlp.down_proj") && vt->skip_module(s2, "lm_head"));
+    if (s2) vt->destroy(s2);
+    /* a flat list reads as one group; modules outside the blocks keep the other rules */
+    s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"lm_head\":true,"
+                   "\"modules_in_block_to_quantize\":[\"attn.c_attn\"]}");
+    CHECK(s2 && !vt->skip_module(s2, "transformer.h.0.attn.c_attn") &&
+          vt->skip_module(s2, "transformer.h.0.attn.c_proj") && !vt->skip_module(s2, "lm_head"));
+    if (s2) vt->destroy(s2);
+    /* both lists: skipped when either says so */
+    s2 = qt_create(vt, "{\"quant_method\":\"gptq\",\"modules_to_not_convert\":[\"k_proj\"],"
+                   "\"modules_in_block_to_quantize\":[[\"self_attn.q_proj\", \"self_attn.k_proj\"]]}");
+    CHECK(s2 && !vt->skip_module(s2, "model.layers.0.self_attn.q_proj") &&
+          vt->skip_module(s2, "model.layers.0.self_attn.k_proj"));
+    if (s2) vt->destroy(s2);
+}
+
+/* --- modules_in_block_to_quantize on a real model ------------------------------------ */
+
+/* "Once upon a time, there was a little girl named Lily." with BOS */
+static const int32_t mib_ids[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
+
+static tsr_model *load_with(const char *path, tsr_config *cfg)
+{
+    tsr_load_options lo = TSR_LOAD_OPTIONS_INIT;
+    lo.model_path = path;
+    lo.config = cfg;
+    tsr_model *m = NULL;
+    CHECK_MSG(tsr_model_load(&lo, &m) == TSR_OK, "%s: %s", path, tsr_last_error());
+    return m;
+}
+
+static float *logits_of(tsr_model *m)
+{
+    size_t n = sizeof mib_ids / sizeof mib_ids[0];
+    float *lg = calloc(n * 512, sizeof *lg);
+    CHECK_MSG(m && tsr_model_logits(m, mib_ids, n, lg) == TSR_OK, "%s", tsr_last_error());
+    return lg;
+}
+
+static double max_diff(const float *a, const float *b)
+{
+    double d = 0;
+    for (size_t i = 0; a && b && i < sizeof mib_ids / sizeof mib_ids[0] * 512; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return a && b ? d : 1e30;
+}
+
+/* every mlp weight of m is float and equal to the float model's */
+static void check_mlp_float(const tsr_model *m, const tsr_model *fl, const char *what)
+{
+    int n_mlp = 0, bad = 0, n_q = 0;
+    for (size_t i = 0; m && fl && i < m->env.n_params; i++) {
+        const tsr__param *p = &m->env.params[i];
+        if (p->quantized)
+            n_q++;
+        if (!strstr(p->name, ".mlp."))
+            continue;
+        const tsr__param *f = tsr__param_find(&fl->env, p->name);
+        n_mlp++;
+        bad += p->quantized || p->t.dtype != TSR_DTYPE_F32 || !f ||
+               memcmp(p->t.data, f->t.data, (size_t)(p->ne[0] * p->ne[1]) * sizeof(float)) != 0;
+    }
+    /* stories260K: 5 layers x (gate, up, down) in float, x (q, k, v, o) quantized */
+    CHECK_MSG(n_mlp == 15 && bad == 0 && n_q == 20, "%s: %d mlp weights, %d not the float ones, "
+              "%d quantized", what, n_mlp, bad, n_q);
+}
+
+static void test_mib_folder(void)
+{
+    tsr_config *cfg = NULL;
+    CHECK(tsr_config_create(&cfg) == TSR_OK);
+    CHECK(tsr_config_set(cfg, "quantization.method", "gptq") == TSR_OK);
+    CHECK(tsr_config_set(cfg, "quantization.bits", "4") == TSR_OK);
+    CHECK(tsr_config_set(cfg, "quantization.group_size", "32") == TSR_OK);
+    CHECK(tsr_config_set(cfg, "quantization.modules_to_not_convert", "[mlp]") == TSR_OK);
+    tsr_model *fl = load_with("fixtures/stories260K-hf", NULL);
+    tsr_model *q = load_with("fixtures/stories260K-hf", cfg);
+    check_mlp_float(q, fl, "quantized with modules_to_not_convert [mlp]");
+    char dir[] = "/tmp/tessera-test-gptq-mib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    tsr_save_options so = TSR_SAVE_OPTIONS_INIT;
+    CHECK_MSG(q && tsr_model_save(q, dir, &so) == TSR_OK, "%s", tsr_last_error());
+    char path[300];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    json_t *qc = json_object_get(root, "quantization_config");
+    json_t *mib = json_object_get(qc, "modules_in_block_to_quantize");
+    /* the four attention projections, each once, in lists of names */
+    int n_names = 0, ok = json_is_array(mib) && json_array_size(mib) > 0;
+    static const char *const attn[] = {"self_attn.q_proj", "self_attn.k_proj",
+                                       "self_attn.v_proj", "self_attn.o_proj"};
+    int seen[4] = {0};
+    for (size_t i = 0; ok && i < json_array_size(mib); i++) {
+        json_t *grp = json_array_get(mib, i);
+        ok &= json_is_array(grp);
+        for (size_t j = 0; ok && j < json_array_size(grp); j++) {
+            const char *nm = json_string_value(json_array_get(grp, j));
+            int k = 0;
+            while (k < 4 && !(nm && !strcmp(nm, attn[k])))
+                k++;
+            ok &= k < 4 && !seen[k];
+            if (k < 4)
+                seen[k] = 1;
+            n_names++;
+        }
+    }
+    CHECK_MSG(ok && n_names == 4, "saved modules_in_block_to_quantize: %s",
+              mib ? json_dumps(mib, JSON_COMPACT) : "(absent)");
+    CHECK(json_is_array(json_object_get(qc, "modules_to_not_convert")));
+    /* reloaded: the same logits */
+    float *lq = logits_of(q);
+    tsr_model *r = load_with(dir, NULL);
+    float *lr = logits_of(r);
+    double d1 = max_diff(lq, lr);
+    CHECK_MSG(d1 <= 1e-5, "saved and reloaded: logits differ by %g", d1);
+    check_mlp_float(r, fl, "reloaded");
+    /* only modules_in_block_to_quantize (as optimum writes it): the MLP
+     * still loads as float, with the same logits */
+    json_object_del(qc, "modules_to_not_convert");
+    CHECK(json_dump_file(root, path, JSON_INDENT(2)) == 0);
+    tsr_model *o = load_with(dir, NULL);
+    float *lo = logits_of(o);
+    double d2 = max_diff(lr, lo);
+    CHECK_MSG(d2 == 0.0, "modules_in_block_to_quantize alone: logits differ by %g from "
+              "modules_to_not_convert's", d2);
+    check_mlp_float(o, fl, "modules_in_block_to_quantize alone");
+    printf("  modules_in_block_to_quantize: reloaded max |dlogit| %.3g, without "
+           "modules_to_not_convert %.3g\n", d1, d2);
+    json_decref(root);
+    free(lq); free(lr); free(lo);
+    tsr_model_destroy(o);
+    tsr_model_destroy(r);
+    tsr_model_destroy(q);
+    tsr_model_destroy(fl);
+    tsr_config_destroy(cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
 }
 
 /* --- quantization ----------------------------------------------------------------- */
@@ -341,6 +503,7 @@ int main(void)
     test_roundtrip(2, -1, 0, 0, 64, 32);
     test_roundtrip(8, 16, 1, 1, 64, 16);
     test_roundtrip(4, 128, 0, 1, 172, 20);  /* K not a multiple of 32 or of the group */
+    test_mib_folder();
     double fx = qt_fixture_logits("fixtures/gptq-tiny-llama");
     CHECK_MSG(fx >= 0 && fx <= 1e-4, "fixtures/gptq-tiny-llama: logits differ from the reference by %g", fx);
     unlink(tmp_path);
