@@ -503,6 +503,11 @@ static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
  * maddubs, and one madd leaves row r's sum in int32 lane r: the 8 row
  * scales then apply as one vector.  A tile is one group x T tokens; the
  * group's unpacked weights are shared by the T tokens. */
+/* Decode (one token) streams each thread's groups from memory once; the
+ * hardware prefetcher alone kept one core near 11 GB/s.  Prefetching 2 KiB
+ * ahead raised TinyLlama tg64 (2 threads, quiet) Q4_0 41.3 -> 46.4, Q4_K
+ * 40.9 -> 43.0, Q8_0 26.6 -> 27.7 tokens/s (1 KiB and 4 KiB gave less). */
+#define X8_PF 2048
 static inline __m256i bcast4(const int8_t *p)
 {
     int32_t v;
@@ -520,6 +525,11 @@ AI void q4_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, const int32_t
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 144) {
+        if (T == 1) { /* decode: memory-bound, see X8_PF */
+            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
+        }
         __m256i s16[4];
         for (int t = 0; t < T; t++)
             s16[t] = _mm256_setzero_si256();
@@ -556,6 +566,13 @@ AI void q8_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, size_t ldx, f
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 272) {
+        if (T == 1) { /* decode: memory-bound, see X8_PF */
+            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 192, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 256, _MM_HINT_T0);
+        }
         __m256i s32[4];
         for (int t = 0; t < T; t++)
             s32[t] = _mm256_setzero_si256();
@@ -592,6 +609,27 @@ AI void q4_kx8_tile(const uint8_t *w, int64_t nb, const cpu_q8k *x, size_t ldx, 
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 1184) {
+        if (T == 1) { /* decode: memory-bound, see X8_PF */
+            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 192, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 256, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 320, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 384, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 448, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 512, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 576, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 640, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 704, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 768, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 832, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 896, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 960, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 1088, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + X8_PF + 1152, _MM_HINT_T0);
+        }
         __m256i isum[4], msum[4];
         for (int t = 0; t < T; t++)
             isum[t] = msum[t] = _mm256_setzero_si256();
