@@ -94,6 +94,12 @@ const tsr__config_key tsr__config_keys[] = {
      .doc = "GPTQ: symmetric quantization (no zero point)."},
     {.name = "quantization.desc_act", .type = B, .dflt = "false",
      .doc = "GPTQ: quantize columns in order of decreasing activation (act-order)."},
+    {.name = "quantization.dequant_dtype", .type = E, .values = "float32|float16|bfloat16",
+     .dflt = "float32",
+     .doc = "GPTQ (tessera's key, not GPTQConfig's): precision the dequantized weights are rounded "
+            "to before they are multiplied; activations and sums stay float32. `float16` gives "
+            "what GPTQModel's own CPU kernel computes (fp16 scales times the codes, in fp16); "
+            "`float32` is the exact dequantization. Also applies to a pre-quantized checkpoint."},
     {.name = "quantization.damp_percent", .type = R, .dflt = "0.1", .ranged = true, .min = 0,
      .max = 1, .doc = "GPTQ: dampening added to the Hessian's diagonal, as a fraction of its mean."},
     {.name = "quantization.true_sequential", .type = B, .dflt = "true",

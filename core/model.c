@@ -201,9 +201,22 @@ static tsr_status load_quantizer(tsr_model *m)
     if (qc) {
         if (run_q)
             tsr__log(TSR_LOG_WARN, "%s is already quantized; the configuration's quantization "
-                     "settings are ignored", m->dir);
+                     "settings other than dequant_dtype are ignored", m->dir);
         m->prequantized = true;
-        m->qconfig = (tsr_json *)json_incref((json_t *)qc);
+        if (tsr__config_is_set(m->cfg, "quantization.dequant_dtype")) {
+            /* the one run key that applies to a pre-quantized checkpoint:
+             * how its weights are dequantized (GPTQ) */
+            json_t *c = json_deep_copy((const json_t *)qc);
+            if (!c || json_object_set_new(c, "dequant_dtype",
+                                          json_string(tsr__config_string(m->cfg,
+                                                                         "quantization.dequant_dtype")))) {
+                json_decref(c);
+                return tsr__error(TSR_ERR_NOMEM, "out of memory");
+            }
+            m->qconfig = (tsr_json *)c;
+        } else {
+            m->qconfig = (tsr_json *)json_incref((json_t *)qc);
+        }
     } else if (run_q) {
         if ((st = run_quant_config(m, &m->qconfig)))
             return st;

@@ -55,6 +55,7 @@ typedef struct gptq_state {
     hess *hs;
     size_t n_hs;
     int warned_rtn;
+    uint32_t wdt;               /* dequant_dtype: tsr_fmt_int_group.weight_dtype */
 } gptq_state;
 
 /* --- configuration ---------------------------------------------------------------- */
@@ -151,8 +152,23 @@ static tsr_status gptq_create(const tsr_host *h, const tsr_json *qc, void **stat
     if (!fmt)
         fmt = h->json_string(h->json_get(qc, "format"), NULL);
     s->format_given = fmt != NULL;
+    /* dequant_dtype (tessera's, not GPTQModel's): float16 / bfloat16 multiply
+     * the dequantized weights rounded to that dtype, as GPTQModel's torch
+     * kernel dequantizes (fp16 scales times the codes, in fp16) */
+    const tsr_json *ddv = h->json_get(qc, "dequant_dtype");
+    const char *dd = h->json_string(ddv, NULL);
+    s->wdt = TSR_DTYPE_F32;
     tsr_status st = TSR_OK;
-    if (s->bits != 2 && s->bits != 3 && s->bits != 4 && s->bits != 8)
+    int dd_bad = dd ? strcmp(dd, "float32") != 0
+                    : h->json_type(ddv) != TSR_JSON_ABSENT && h->json_type(ddv) != TSR_JSON_NULL;
+    if (dd && !strcmp(dd, "float16"))
+        s->wdt = TSR_DTYPE_F16, dd_bad = 0;
+    else if (dd && !strcmp(dd, "bfloat16"))
+        s->wdt = TSR_DTYPE_BF16, dd_bad = 0;
+    if (dd_bad)
+        st = h->set_error(TSR_ERR_CONFIG, "quantization_config: GPTQ \"dequant_dtype\" must be "
+                          "\"float32\", \"float16\" or \"bfloat16\"");
+    else if (s->bits != 2 && s->bits != 3 && s->bits != 4 && s->bits != 8)
         st = h->set_error(TSR_ERR_CONFIG, "quantization_config: GPTQ \"bits\" is %d; "
                           "2, 3, 4 and 8 are supported", s->bits);
     else if (s->group_size == 0 || s->group_size < -1)
@@ -291,6 +307,7 @@ static tsr_status gptq_load_weight(void *state, const tsr_checkpoint *ck, const 
     }
     if (w->g_idx)
         memcpy(w->g_idx, gidx, (size_t)K * sizeof(int32_t));
+    w->f.weight_dtype = s->wdt;
     tsr_ig_to_tensor(w, out);
     return TSR_OK;
 }
@@ -674,6 +691,7 @@ static tsr_status gptq_quantize_weight(void *state, const char *module, const fl
             qw->g_idx[perm[i]] = (int32_t)(i / gs);
     for (int64_t i = 0; i < N * G; i++)
         s->any_zero0 |= qw->zero[i] == 0;
+    qw->f.weight_dtype = s->wdt;
     tsr_ig_to_tensor(qw, out);
     qw = NULL;
     if (e) { /* the Hessian is no longer needed */

@@ -135,6 +135,7 @@ OFF(tsr_fmt_codebook4, code, 16);
 END(tsr_fmt_codebook4, absmax, 88);
 #if TSR_ABI_MINOR >= 2 /* the current headers, not the frozen 1.0 copy */
 OFF(tsr_fmt_codebook4, compute_dtype, 88);
+OFF(tsr_fmt_int_group, weight_dtype, 64);
 #endif
 OFF(tsr_fmt_int8_row, threshold, 4);
 END(tsr_fmt_int8_row, scale, 16);

@@ -7,7 +7,8 @@
  * with 1-4 activation rows), then the whole MUL_MAT (decode and prefill
  * paths, threads, bias, the layouts handled element by element: act-order
  * g_idx, HQQ axis 0, groups over the flattened weight, 5-bit codes, groups
- * that are no multiple of 8, odd K).  Variants this machine cannot run are
+ * that are no multiple of 8, odd K), CODEBOOK4's 16-bit compute_dtype and
+ * INT_GROUP's 16-bit weight_dtype against plain emulations.  Variants this machine cannot run are
  * reported as SKIP on stdout. */
 #include <math.h>
 #include <stdio.h>
@@ -246,10 +247,17 @@ static double ulp16(uint32_t cdt, double v)
  * round(b)), the sum exact; the kernel sums in float32 in its own order,
  * so it may round one ulp away, or where the sum cancels be off by the
  * float32 summation bound: allowed ulp(want) + 2 K 2^-24 sum |x w|.
+ * INT_GROUP with a 16-bit weight_dtype cdt (GPTQModel's fp16
+ * dequantization): want = sum round(w) x + b, only w rounded, everything
+ * else float32: within close_to, and over all outputs at least 10 times
+ * closer to it than to the unrounded product (the rounding is done).
+ * short_desc: the descriptor's struct_size stops before weight_dtype (a 1.1
+ * plugin), so float32 is wanted whatever lies past it.
  * ref_path: cpu_op_mul_mat with the native kernels off (TESSERA_CPU_LOWBIT=0),
  * i.e. host->dequantize_row and a dot product. */
-static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
-                             int with_bias, uint32_t cdt, int ref_path, const char *what)
+static void check_mul_mat_wd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
+                             int with_bias, uint32_t cdt, int ref_path, int short_desc,
+                             const char *what)
 {
     int64_t K = w->t.ne[0], N = w->t.ne[1], M = ne1 * ne2;
     size_t plane = (size_t)(ne1 * K + gap);
@@ -282,8 +290,19 @@ static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t 
     y.src[1] = &x;
     y.src[2] = with_bias ? &b : NULL;
     tsr_fmt_codebook4 cb;
+    tsr_fmt_int_group ig;
     tsr_tensor wt = w->t;
-    if (cdt != TSR_DTYPE_F32) { /* the same weight asking for 16-bit compute */
+    int wonly = w->t.dtype == TSR_DTYPE_INT_GROUP; /* only the weights rounded */
+    if (cdt != TSR_DTYPE_F32 && wonly) { /* the same weight asking for 16-bit values */
+        ig = w->ig;
+        ig.weight_dtype = cdt;
+        if (short_desc) {
+            ig.struct_size = (uint32_t)offsetof(tsr_fmt_int_group, weight_dtype);
+            cdt = TSR_DTYPE_F32;
+        }
+        wt.format_data = &ig;
+        y.src[0] = &wt;
+    } else if (cdt != TSR_DTYPE_F32) { /* the same weight asking for 16-bit compute */
         cb = w->cb;
         cb.compute_dtype = cdt;
         wt.format_data = &cb;
@@ -294,17 +313,23 @@ static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t 
     c->no_lowbit = 0;
     CHECK_MSG(r == 0, "%s %s: returned %d", c->k.isa, what, r);
     int bad = 0;
+    double off_want = 0, off_exact = 0;
     for (int64_t m = 0; r == 0 && m < M; m++) {
         const float *xr = xd + (size_t)(m / ne1) * plane + (size_t)(m % ne1 * K);
         for (int64_t n = 0; n < N; n++) {
-            double want = with_bias ? round16(cdt, bd[n]) : 0.0, mag = fabs(want);
+            double want = with_bias ? (wonly ? bd[n] : round16(cdt, bd[n])) : 0.0, mag = fabs(want);
+            double exact = want;
             for (int64_t k = 0; k < K; k++) {
-                double p = (double)round16(cdt, w->deq[n * K + k]) * round16(cdt, xr[k]);
+                double p = (double)round16(cdt, w->deq[n * K + k]) *
+                           (wonly ? xr[k] : round16(cdt, xr[k]));
                 want += p;
                 mag += fabs(p);
+                exact += (double)w->deq[n * K + k] * xr[k];
             }
+            off_want += fabs(yd[m * N + n] - want);
+            off_exact += fabs(yd[m * N + n] - exact);
             int ok;
-            if (cdt == TSR_DTYPE_F32) {
+            if (cdt == TSR_DTYPE_F32 || wonly) {
                 ok = close_to(yd[m * N + n], want, mag);
             } else {
                 want = round16(cdt, (float)want); /* (float): below any 16-bit ulp */
@@ -320,9 +345,19 @@ static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t 
         }
     }
     CHECK_MSG(!bad, "%s %s M %lld: %d outputs off", c->k.isa, what, (long long)M, bad);
+    if (wonly && cdt != TSR_DTYPE_F32)
+        CHECK_MSG(10 * off_want <= off_exact, "%s %s M %lld: outputs %g from the rounded-weight "
+                  "product, %g from the exact one: not 10 times closer", c->k.isa, what,
+                  (long long)M, off_want, off_exact);
     free(xd);
     free(yd);
     free(bd);
+}
+
+static void check_mul_mat_cd(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
+                             int with_bias, uint32_t cdt, int ref_path, const char *what)
+{
+    check_mul_mat_wd(c, w, ne1, ne2, gap, with_bias, cdt, ref_path, 0, what);
 }
 
 static void check_mul_mat(cpu_ctx *c, const qweight *w, int64_t ne1, int64_t ne2, int64_t gap,
@@ -349,6 +384,27 @@ static void check_compute_dtypes(cpu_ctx *c, const qweight *w, const char *what)
         }
 }
 
+/* INT_GROUP with weight_dtype float16 / bfloat16: decode, prefill, uneven
+ * rows, bias; native kernel and dequantize_row path; and a 1.1 descriptor
+ * (struct_size short of weight_dtype) multiplying in float32 */
+static void check_weight_dtypes(cpu_ctx *c, const qweight *w, const char *what)
+{
+    static const uint32_t wdts[] = {TSR_DTYPE_F16, TSR_DTYPE_BF16};
+    char buf[160];
+    for (int i = 0; i < 2; i++)
+        for (int ref = 0; ref < 2; ref++) {
+            snprintf(buf, sizeof buf, "%s, weights %s, %s", what, i ? "bfloat16" : "float16",
+                     ref ? "dequantize_row path" : "native");
+            check_mul_mat_wd(c, w, 1, 1, 0, 1, wdts[i], ref, 0, buf);
+            check_mul_mat_wd(c, w, 3, 1, 0, 0, wdts[i], ref, 0, buf);
+            check_mul_mat_wd(c, w, 17, 1, 0, 1, wdts[i], ref, 0, buf);
+            check_mul_mat_wd(c, w, 1, 2, 5, 1, wdts[i], ref, 0, buf); /* uneven rows: decode */
+            check_mul_mat_wd(c, w, 3, 2, 7, 1, wdts[i], ref, 0, buf); /* uneven rows: prefill */
+            check_mul_mat_wd(c, w, 1, 1, 0, 1, wdts[i], ref, 1, buf); /* 1.1 descriptor */
+            check_mul_mat_wd(c, w, 17, 1, 0, 1, wdts[i], ref, 1, buf);
+        }
+}
+
 static void check_all_m(cpu_ctx *c, const qweight *w, const char *what)
 {
     static const int64_t Ms[] = {1, 2, 3, 5, 17, 60};
@@ -370,10 +426,13 @@ static void test_mul_mat(cpu_ctx *c)
         snprintf(what, sizeof what, "int_group bits %u group %lld K %lld", fast[i].bits,
                  (long long)fast[i].gs, (long long)fast[i].K);
         check_all_m(c, &w, what);
+        if (i < 2 || fast[i].bits == 3)
+            check_weight_dtypes(c, &w, what);
         free_qweight(&w);
     }
     make_int_group(&w, 600, 29, 4, 64, 1, 0, 1);
     check_all_m(c, &w, "int_group act-order g_idx");
+    check_weight_dtypes(c, &w, "int_group act-order g_idx");
     free_qweight(&w);
     make_int_group(&w, 96, 20, 3, 64, 0, 0, 0); /* C = N*K/gs = 30 */
     check_all_m(c, &w, "int_group axis 0");
@@ -386,6 +445,7 @@ static void test_mul_mat(cpu_ctx *c)
     free_qweight(&w);
     make_int_group(&w, 120, 17, 4, 12, 1, 0, 0);
     check_all_m(c, &w, "int_group group of 12");
+    check_weight_dtypes(c, &w, "int_group group of 12");
     free_qweight(&w);
     make_codebook4(&w, 576, 41, 64);
     check_all_m(c, &w, "codebook4 block 64");

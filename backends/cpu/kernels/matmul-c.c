@@ -14,7 +14,9 @@
  *    output features (kernels.h "Prefill GEMM", kernels/gemm-*.c);
  *  - any other format: host->dequantize_row and an f32 dot product (with
  *    a CODEBOOK4 weight's 16-bit compute_dtype: x, the weight row and the
- *    bias rounded to it, each output rounded once - tessera/plugin/formats.h). */
+ *    bias rounded to it, each output rounded once; with an INT_GROUP
+ *    weight's 16-bit weight_dtype: only the weight row rounded to it -
+ *    tessera/plugin/formats.h). */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* madvise */
 #endif
@@ -223,6 +225,7 @@ typedef struct mm_job {
     volatile int failed;
     uint32_t cdt;             /* MM_DEQ, CODEBOOK4: compute dtype (F32: none) */
     const float *xr;          /* cdt F16/BF16: x rounded, M rows of K */
+    uint32_t wdt;             /* MM_DEQ: weight rows rounded to (cdt, or INT_GROUP's weight_dtype) */
 } mm_job;
 
 static void quant_task(void *ctx, int ith, int nth)
@@ -403,8 +406,8 @@ static void mm_task(void *ctx, int ith, int nth)
                 j->failed = 1;
                 return;
             }
-            if (j->cdt)
-                cpu_round_row(j->cdt, wrow, K);
+            if (j->wdt)
+                cpu_round_row(j->wdt, wrow, K);
             float bv = cpu_round_to(j->cdt, cpu_bias_at(bias, n));
             for (int64_t m = 0; m < M; m++) {
                 const float *xm = j->xr ? j->xr + (size_t)m * (size_t)K : cpu_x_row(x, m);
@@ -424,7 +427,7 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
     }
     int nth = cpu_pool_size(c->pool);
     mm_job j = {c, t, MM_DEQ, w->ne[0], w->ne[1], x->ne[1] * x->ne[2], NULL, NULL, NULL, NULL, -1,
-                NULL, 1, 0, TSR_DTYPE_F32, NULL};
+                NULL, 1, 0, TSR_DTYPE_F32, NULL, TSR_DTYPE_F32};
     uint32_t dt = w->dtype;
     if ((j.fmt = x8_format(c, w)) >= 0 &&
         ((j.wp = packed_weight(c, w, j.fmt)) || (j.M >= X8_TEMP_M && (j.wp = temp_repack(c, w, j.fmt))))) {
@@ -513,6 +516,9 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
             }
             j.xr = xr;
         }
+        j.wdt = j.cdt;
+        if (j.mode == MM_DEQ && dt == TSR_DTYPE_INT_GROUP)
+            j.wdt = tsr_fmt_int_group_weight_dtype(w->format_data);
         if (j.mode == MM_GEMM) {
             atomic_init(gemm_next(&j), 0);
             cpu_pool_run(c->pool, xpack_task, &j);

@@ -19,7 +19,10 @@
  * tessera/plugin/formats.h): x is rounded to it once per call (scratch slot
  * 1), every dequantized weight slice and the bias too, sums stay float32 and
  * each output is rounded once; decode then takes the dequantize-a-slice path
- * (the dot kernels never see the weight as floats to round). */
+ * (the dot kernels never see the weight as floats to round).
+ * INT_GROUP with a 16-bit weight_dtype (GPTQModel's fp16 dequantization):
+ * only the dequantized weight slices are rounded, x and the outputs stay
+ * float32; decode takes the same dequantize-a-slice path. */
 #include <string.h>
 #include <tessera/plugin/formats.h>
 #include "../cpu.h"
@@ -48,6 +51,7 @@ typedef struct lb_job {
     int uniform;                 /* rows of x and y evenly spaced */
     int64_t K, N, M;
     uint32_t cdt;                /* CODEBOOK4 compute dtype (F32: none) */
+    uint32_t wdt;                /* weights rounded to: cdt, or INT_GROUP weight_dtype */
     const float *xr;             /* cdt F16/BF16: x rounded, M rows of K */
 } lb_job;
 
@@ -121,14 +125,14 @@ static void row_dot(const lb_job *j, int64_t n, const float *x, size_t ldx, int 
     const tsr_tensor *w = j->t->src[0];
     const uint8_t *base = w->data;
     int64_t K = j->K;
-    if (j->fast && j->ig) {
+    if (j->fast && j->ig && !j->wdt) {
         const tsr_fmt_int_group *f = j->ig;
         j->lk->dot_int_group(base + (size_t)n * f->row_bytes, (int)f->bits, K, f->group_size,
                              f->scale + n * f->n_groups_per_row, f->zero + n * f->n_groups_per_row,
                              x, ldx, nx, out);
         return;
     }
-    if (j->fast && !j->cdt) {
+    if (j->fast && !j->ig && !j->wdt) {
         const tsr_fmt_codebook4 *f = j->cb;
         j->lk->dot_codebook4(base + (size_t)(n * K / 2), K, n * K, f->block_size, f->code, f->absmax,
                              x, ldx, nx, out);
@@ -140,8 +144,8 @@ static void row_dot(const lb_job *j, int64_t n, const float *x, size_t ldx, int 
     for (int64_t k0 = 0; k0 < K; k0 += LB_KC) {
         int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
         deq_slice(j, n, k0, kc, buf);
-        if (j->cdt)
-            cpu_round_row(j->cdt, buf, kc);
+        if (j->wdt)
+            cpu_round_row(j->wdt, buf, kc);
         for (int m = 0; m < nx; m++)
             out[m] += j->c->k.dot_f32(buf, x + (size_t)m * ldx + (size_t)k0, kc);
     }
@@ -191,8 +195,8 @@ static void prefill_task(void *ctx, int ith, int nth)
                 int64_t kc = k0 + LB_KC < K ? LB_KC : K - k0;
                 for (int i = 0; i < nw; i++) {
                     deq_slice(j, nb + i, k0, kc, buf + (size_t)i * LB_KC);
-                    if (j->cdt)
-                        cpu_round_row(j->cdt, buf + (size_t)i * LB_KC, kc);
+                    if (j->wdt)
+                        cpu_round_row(j->wdt, buf + (size_t)i * LB_KC, kc);
                 }
                 void (*gemm)(const float *, size_t, int, const float *, size_t, int, int64_t,
                              float *, size_t) = k0 ? k->gemm_f32_acc : k->gemm_f32;
@@ -222,7 +226,7 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
     if (!w->format_data || x->dtype != TSR_DTYPE_F32 || t->dtype != TSR_DTYPE_F32)
         return -1;
     lb_job j = {c, t, cpu_lowbit_select(c->k.isa), NULL, NULL, 0, 0, w->ne[0], w->ne[1],
-                x->ne[1] * x->ne[2], TSR_DTYPE_F32, NULL};
+                x->ne[1] * x->ne[2], TSR_DTYPE_F32, TSR_DTYPE_F32, NULL};
     if (j.K <= 0 || j.N <= 0 || j.M <= 0)
         return j.M == 0 || j.N == 0 ? 0 : -1;
     if (w->dtype == TSR_DTYPE_INT_GROUP) {
@@ -235,13 +239,14 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
         j.ig = f;
         j.fast = grouped && !f->g_idx && f->group_size % 8 == 0 &&
                  (f->bits <= 4 || f->bits == 8);
+        j.wdt = tsr_fmt_int_group_weight_dtype(f);
     } else if (w->dtype == TSR_DTYPE_CODEBOOK4) {
         const tsr_fmt_codebook4 *f = w->format_data;
         if (f->block_size <= 0 || !f->absmax)
             return -1;
         j.cb = f;
         j.fast = j.K % 8 == 0 && f->block_size % 8 == 0;
-        j.cdt = tsr_fmt_codebook4_compute_dtype(f);
+        j.cdt = j.wdt = tsr_fmt_codebook4_compute_dtype(f);
     } else {
         return -1;
     }

@@ -47,7 +47,16 @@ enum {
  * axis 0 (HQQ axis=0): with f = n*K + k and C = N*K / group_size, g = f % C.
  * Codes are bit-packed little-endian along each row: code k of row n is the
  * `bits` bits starting at bit k*bits of row n, rows row_bytes apart
- * (row_bytes = ceil(K * bits / 8)).  `data` points to the codes. */
+ * (row_bytes = ceil(K * bits / 8)).  `data` points to the codes.
+ *
+ * weight_dtype (since 1.2; read it with tsr_fmt_int_group_weight_dtype):
+ * TSR_DTYPE_F32 (0, and what a 1.0/1.1 descriptor without the member means)
+ * multiplies with the float32 w above.  TSR_DTYPE_F16 / TSR_DTYPE_BF16 ask
+ * for the product of a library that dequantizes in 16 bits (GPTQModel's
+ * torch kernel: fp16 scales times the codes, in fp16): every w is rounded
+ * to weight_dtype (to nearest, ties to even) before it is multiplied; x,
+ * the sums, the bias and the output stay float32.  Dequantizers
+ * (host->dequantize_row) still give the float32 w. */
 typedef struct tsr_fmt_int_group {
     uint32_t struct_size;
     uint32_t bits;              /* 1..8                                     */
@@ -60,7 +69,21 @@ typedef struct tsr_fmt_int_group {
     const float *zero;          /* [groups], in code units (may be fractional) */
     const int32_t *g_idx;       /* [K] or NULL                              */
     /* since 1.0: append below. */
+    uint32_t weight_dtype;      /* since 1.2: TSR_DTYPE_F32 / F16 / BF16    */
 } tsr_fmt_int_group;
+
+/* The dtype an INT_GROUP weight's values are rounded to before they are
+ * multiplied: TSR_DTYPE_F16 or TSR_DTYPE_BF16 when the descriptor's
+ * struct_size covers weight_dtype and it says so, else TSR_DTYPE_F32 (a
+ * 1.0/1.1 descriptor, or any other value). */
+static inline uint32_t tsr_fmt_int_group_weight_dtype(const tsr_fmt_int_group *f)
+{
+    if (!f || f->struct_size < offsetof(tsr_fmt_int_group, weight_dtype) + sizeof f->weight_dtype)
+        return (uint32_t)TSR_DTYPE_F32;
+    if (f->weight_dtype == (uint32_t)TSR_DTYPE_F16 || f->weight_dtype == (uint32_t)TSR_DTYPE_BF16)
+        return f->weight_dtype;
+    return (uint32_t)TSR_DTYPE_F32;
+}
 
 /* TSR_DTYPE_CODEBOOK4 (bitsandbytes NF4/FP4): over the row-major flattened
  * weight (index f = n*K + k), w[f] = code[c(f)] * absmax[f / block_size],
