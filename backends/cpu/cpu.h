@@ -101,6 +101,10 @@ int cpu_op_attention(cpu_ctx *c, tsr_tensor *node);
  * (kernels/matmul-lowbit.c): 0 done, 1 failed, -1 not handled (the caller
  * takes the generic dequantize_row path). */
 int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *node);
+/* The M rows of x (K values each) rounded to dt (TSR_DTYPE_F16/BF16), in
+ * scratch slot 1 as M x K contiguous floats: the input a 16-bit compute
+ * dtype sees (kernels/matmul-lowbit.c); NULL if out of memory. */
+const float *cpu_round_x(cpu_ctx *c, const tsr_tensor *x, int64_t M, int64_t K, uint32_t dt);
 
 /* Convert a row of a plain float dtype to f32. */
 void cpu_row_to_f32(const tsr_host *h, uint32_t dtype, const void *src, float *dst, int64_t n);

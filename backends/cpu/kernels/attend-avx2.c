@@ -9,24 +9,8 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
-#include "exp-avx2.h"
+#include "simd-avx2.h"
 #include "kernels.h"
-
-static inline float hmax8(__m256 v)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hsum8(__m256 v)
-{
-    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
 
 /* Softmax numerators of s[b .. e] in place; returns their sum. */
 static float softmax_row(float *s, int64_t b, int64_t e, float cap)

@@ -7,12 +7,10 @@
 
 void cpu_attend_c(const cpu_att *a)
 {
-    int64_t k0 = INT64_MAX, k1 = -1;
+    int64_t k0 = INT64_MAX;   /* the first key of any row: scores indexed from it */
     for (int r = 0; r < a->R; r++)
-        if (a->lo[r] <= a->hi[r]) {
-            k0 = a->lo[r] < k0 ? a->lo[r] : k0;
-            k1 = a->hi[r] > k1 ? a->hi[r] : k1;
-        }
+        if (a->lo[r] <= a->hi[r] && a->lo[r] < k0)
+            k0 = a->lo[r];
     float *s = a->work;   /* one row of scores, indexed from k0 */
     for (int r = 0; r < a->R; r++) {
         const float *q = a->q[r];
@@ -43,5 +41,4 @@ void cpu_attend_c(const cpu_att *a)
                 out[i] += w * vr[i];
         }
     }
-    (void)k1;
 }

@@ -83,23 +83,20 @@ int cpu_op_attention(cpu_ctx *c, tsr_tensor *t)
     int64_t hd = q->ne[0], H = q->ne[1], N = q->ne[2], Hkv = kc->ne[1], G = H / Hkv;
     /* head runs: the whole group, halved while there are too few units to
      * keep every thread busy (decode, few KV heads) */
-    int64_t gh = G < CPU_ATT_MAXR ? G : CPU_ATT_MAXR;
-    for (;;) {
-        int64_t P = CPU_ATT_MAXR / gh < N ? CPU_ATT_MAXR / gh : N;
-        int64_t units = (N + P - 1) / P * Hkv * ((G + gh - 1) / gh);
-        if (units >= 4 * nth || gh == 1)
-            break;
-        gh = (gh + 1) / 2;
-    }
     att_job j;
+    j.gh = G < CPU_ATT_MAXR ? G : CPU_ATT_MAXR;
+    for (;;) {
+        j.P = CPU_ATT_MAXR / j.gh < N ? CPU_ATT_MAXR / j.gh : N;
+        j.nb = (N + j.P - 1) / j.P;
+        j.nsub = (G + j.gh - 1) / j.gh;
+        j.units = j.nb * Hkv * j.nsub;
+        if (j.units >= 4 * nth || j.gh == 1)
+            break;
+        j.gh = (j.gh + 1) / 2;
+    }
     j.k = &c->k;
     j.t = t;
     j.kv_len = kv_len;
-    j.gh = gh;
-    j.P = CPU_ATT_MAXR / gh < N ? CPU_ATT_MAXR / gh : N;
-    j.nb = (N + j.P - 1) / j.P;
-    j.nsub = (G + gh - 1) / gh;
-    j.units = j.nb * Hkv * j.nsub;
     /* sized by the cache capacity: grown once, not per decode step */
     j.work_floats = (cpu_att_work_floats(CPU_ATT_MAXR, hd, kc->ne[2]) + 7) & ~(size_t)7;
     float *w = cpu_scratch(c, 0, (size_t)nth * j.work_floats * sizeof(float) + 32);

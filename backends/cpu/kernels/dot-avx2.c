@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include "kernels.h"
+#include "simd-avx2.h"
 
 /* f16 scale of a block, converted by F16C (the C helper is bit-twiddling) */
 static inline float ld16(const uint8_t *p)
@@ -12,14 +13,6 @@ static inline float ld16(const uint8_t *p)
     uint16_t h;
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
-}
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 static inline __m256 load_f16x8(const uint16_t *p)
@@ -171,10 +164,7 @@ static void quant_q8_avx2(const float *x, cpu_q8 *q, int64_t n)
                v3 = _mm256_loadu_ps(x + 24);
         __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
                                  _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h);
+        float amax = hmax8(m);
         float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
         __m256 mul = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, mul));
@@ -472,10 +462,7 @@ static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
         __m256 m = _mm256_setzero_ps();
         for (int i = 0; i < CPU_QKK; i += 8)
             m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h);
+        float amax = hmax8(m);
         __m256 mul = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
         for (int g = 0; g < 8; g++) {
             const float *xg = x + 32 * g;
@@ -508,6 +495,13 @@ static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
  * ahead raised TinyLlama tg64 (2 threads, quiet) Q4_0 41.3 -> 46.4, Q4_K
  * 40.9 -> 43.0, Q8_0 26.6 -> 27.7 tokens/s (1 KiB and 4 KiB gave less). */
 #define X8_PF 2048
+/* the cache lines of the block X8_PF bytes ahead of p (bytes: block size) */
+static inline __attribute__((always_inline)) void x8_prefetch(const uint8_t *p, int bytes)
+{
+    for (int o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)p + X8_PF + o, _MM_HINT_T0);
+}
+
 static inline __m256i bcast4(const int8_t *p)
 {
     int32_t v;
@@ -525,11 +519,8 @@ AI void q4_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, const int32_t
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 144) {
-        if (T == 1) { /* decode: memory-bound, see X8_PF */
-            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
-        }
+        if (T == 1) /* decode: memory-bound, see X8_PF */
+            x8_prefetch(w, 144);
         __m256i s16[4];
         for (int t = 0; t < T; t++)
             s16[t] = _mm256_setzero_si256();
@@ -566,13 +557,8 @@ AI void q8_0x8_tile(const uint8_t *w, int64_t nb, const cpu_q8 *x, size_t ldx, f
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 272) {
-        if (T == 1) { /* decode: memory-bound, see X8_PF */
-            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 192, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 256, _MM_HINT_T0);
-        }
+        if (T == 1) /* decode: memory-bound, see X8_PF */
+            x8_prefetch(w, 272);
         __m256i s32[4];
         for (int t = 0; t < T; t++)
             s32[t] = _mm256_setzero_si256();
@@ -609,27 +595,8 @@ AI void q4_kx8_tile(const uint8_t *w, int64_t nb, const cpu_q8k *x, size_t ldx, 
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += 1184) {
-        if (T == 1) { /* decode: memory-bound, see X8_PF */
-            _mm_prefetch((const char *)w + X8_PF + 0, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 128, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 192, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 256, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 320, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 384, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 448, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 512, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 576, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 640, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 704, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 768, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 832, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 896, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 960, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 1024, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 1088, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + X8_PF + 1152, _MM_HINT_T0);
-        }
+        if (T == 1) /* decode: memory-bound, see X8_PF */
+            x8_prefetch(w, 1184);
         __m256i isum[4], msum[4];
         for (int t = 0; t < T; t++)
             isum[t] = msum[t] = _mm256_setzero_si256();

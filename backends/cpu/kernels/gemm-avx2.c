@@ -7,6 +7,7 @@
  * activations.  Per k: 2 vector loads, 6 broadcasts, 12 FMAs. */
 #include <immintrin.h>
 #include "kernels.h"
+#include "simd-avx2.h"
 
 #define MR CPU_GEMM_MR
 #define NR CPU_GEMM_NR
@@ -206,11 +207,7 @@ static inline __attribute__((always_inline)) void gemv_block(int wtype, int R, i
     }
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NX; j++) {
-            __m128 s =
-                _mm_add_ps(_mm256_castps256_ps128(c[r][j]), _mm256_extractf128_ps(c[r][j], 1));
-            s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            float v = _mm_cvtss_f32(s);
+            float v = hsum8(c[r][j]);
             for (int64_t t = k; t < K; t++)
                 v += load1(wtype, w + (size_t)r * ldw + (size_t)t * es) *
                      x[(size_t)j * ldx + (size_t)t];

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <string.h>
 #include "lowbit.h"
+#include "simd-avx2.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -46,14 +47,6 @@ static ALWAYS_INLINE __m256i codes8(const uint8_t *q, int bits, int64_t k, __m25
         v = p[0];
     }
     return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)v), sh), mask);
-}
-
-static ALWAYS_INLINE float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 static ALWAYS_INLINE void dot_ig(const uint8_t *q, const int bits, int64_t K, int64_t gs,
@@ -100,7 +93,7 @@ static ALWAYS_INLINE void dot_ig(const uint8_t *q, const int bits, int64_t K, in
         }
     }
     for (int m = 0; m < nx; m++)
-        out[m] = hsum(tot[m]) + tail[m];
+        out[m] = hsum8(tot[m]) + tail[m];
 }
 
 #define DOT_IG_NX(bits)                                                        \
@@ -214,7 +207,7 @@ static ALWAYS_INLINE void dot_cb(const uint8_t *q, int64_t K, int64_t f0, int64_
         }
     }
     for (int m = 0; m < nx; m++)
-        out[m] = hsum(tot[m]) + tail[m];
+        out[m] = hsum8(tot[m]) + tail[m];
 }
 
 static void dot_codebook4_avx2(const uint8_t *q, int64_t K, int64_t f0, int64_t bs, const float *code,

@@ -506,15 +506,8 @@ int cpu_op_mul_mat(cpu_ctx *c, tsr_tensor *t)
         j.scratch = c->scratch;
         if (j.mode == MM_DEQ && dt == TSR_DTYPE_CODEBOOK4 &&
             (j.cdt = tsr_fmt_codebook4_compute_dtype(w->format_data)) != TSR_DTYPE_F32) {
-            float *xr = cpu_scratch(c, 1, (size_t)(j.M * j.K) * sizeof(float));
-            if (!xr)
+            if (!(j.xr = cpu_round_x(c, x, j.M, j.K, j.cdt)))
                 return 1;
-            for (int64_t m = 0; m < j.M; m++) {
-                const float *src = cpu_x_row(x, m);
-                for (int64_t i = 0; i < j.K; i++)
-                    xr[m * j.K + i] = cpu_round_to(j.cdt, src[i]);
-            }
-            j.xr = xr;
         }
         j.wdt = j.cdt;
         if (j.mode == MM_DEQ && dt == TSR_DTYPE_INT_GROUP)

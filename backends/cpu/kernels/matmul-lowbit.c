@@ -220,6 +220,19 @@ static void prefill_task(void *ctx, int ith, int nth)
     }
 }
 
+const float *cpu_round_x(cpu_ctx *c, const tsr_tensor *x, int64_t M, int64_t K, uint32_t dt)
+{
+    float *xr = cpu_scratch(c, 1, (size_t)(M * K) * sizeof(float));
+    if (!xr)
+        return NULL;
+    for (int64_t m = 0; m < M; m++) {
+        const float *src = cpu_x_row(x, m);
+        for (int64_t i = 0; i < K; i++)
+            xr[m * K + i] = cpu_round_to(dt, src[i]);
+    }
+    return xr;
+}
+
 int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
 {
     const tsr_tensor *w = t->src[0], *x = t->src[1];
@@ -251,15 +264,8 @@ int cpu_op_mul_mat_lowbit(cpu_ctx *c, tsr_tensor *t)
         return -1;
     }
     if (j.cdt != TSR_DTYPE_F32) {
-        float *xr = cpu_scratch(c, 1, (size_t)(j.M * j.K) * sizeof(float));
-        if (!xr)
+        if (!(j.xr = cpu_round_x(c, x, j.M, j.K, j.cdt)))
             return 1;
-        for (int64_t m = 0; m < j.M; m++) {
-            const float *src = cpu_x_row(x, m);
-            for (int64_t i = 0; i < j.K; i++)
-                xr[m * j.K + i] = cpu_round_to(j.cdt, src[i]);
-        }
-        j.xr = xr;
     }
     j.uniform = (j.xr || cpu_uniform_rows(x)) && cpu_uniform_rows(t);
     cpu_pool_run(c->pool, j.M < 4 ? decode_task : prefill_task, &j);

@@ -1,7 +1,7 @@
 /* backends/cpu/kernels/vec-avx2.c - the vector activation kernels with
- * AVX2/FMA: SiLU / SwiGLU through exp-avx2.h. */
+ * AVX2/FMA: SiLU / SwiGLU through simd-avx2.h's exp8. */
 #include <math.h>
-#include "exp-avx2.h"
+#include "simd-avx2.h"
 #include "kernels.h"
 
 void cpu_silu_mul_avx2(const float *x, const float *u, float *y, int64_t n)

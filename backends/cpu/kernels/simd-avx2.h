@@ -1,8 +1,25 @@
-/* backends/cpu/kernels/exp-avx2.h - e^x on 8 floats for the AVX2 kernel
- * files (compiled with -mavx2 -mfma), within 2 ulp of expf. */
-#ifndef TESSERA_CPU_EXP_AVX2_H
-#define TESSERA_CPU_EXP_AVX2_H
+/* backends/cpu/kernels/simd-avx2.h - small helpers shared by the AVX2
+ * kernel files (compiled with -mavx2 -mfma): horizontal sum and maximum of
+ * 8 floats, and e^x on 8 floats within 2 ulp of expf. */
+#ifndef TESSERA_CPU_SIMD_AVX2_H
+#define TESSERA_CPU_SIMD_AVX2_H
 #include <immintrin.h>
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
 
 /* e^x: x = n ln2 + r, |r| <= ln2/2, e^r by Cephes' expf polynomial,
  * 2^n through the exponent bits.  NaN stays NaN; x clamped to [-87, 88]. */
