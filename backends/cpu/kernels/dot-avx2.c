@@ -498,6 +498,7 @@ static void quant_q8k_avx2(const float *x, cpu_q8k *q, int64_t n)
 /* the cache lines of the block X8_PF bytes ahead of p (bytes: block size) */
 static inline __attribute__((always_inline)) void x8_prefetch(const uint8_t *p, int bytes)
 {
+#pragma GCC unroll 32
     for (int o = 0; o < bytes; o += 64)
         _mm_prefetch((const char *)p + X8_PF + o, _MM_HINT_T0);
 }
